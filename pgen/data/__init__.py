@@ -1,0 +1,29 @@
+"""Data: bundled and toy data sets, local MNIST-format files, transforms, validation.
+
+Example:
+    >>> x, y = pgen.data.load("mnist5k", "train", binarize="threshold")
+    >>> x_test, y_test = pgen.data.load("mnist5k", "test", binarize="threshold")
+"""
+
+from .datasets import DatasetInfo, info, load, names
+from .mnist import load_mnist_files, read_idx
+from .transforms import binarize, dequantize, dynamic_binarize, scale_to_unit, static_binarize
+from .validate import check_data, check_labels, check_same_length, check_unit_interval
+
+__all__ = [
+    "load",
+    "info",
+    "names",
+    "DatasetInfo",
+    "read_idx",
+    "load_mnist_files",
+    "scale_to_unit",
+    "binarize",
+    "static_binarize",
+    "dynamic_binarize",
+    "dequantize",
+    "check_data",
+    "check_labels",
+    "check_same_length",
+    "check_unit_interval",
+]
