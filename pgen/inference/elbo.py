@@ -59,6 +59,12 @@ class _LossAndSurrogate:
     def loss_and_surrogate(self, model, guide, *args, **kwargs):
         raise NotImplementedError
 
+    def _guess_max_plate_nesting(self, model, guide, args, kwargs):
+        # Pyro guesses by running model and guide once; do it without drawing from the
+        # global random stream, so a first call gives the same draws as any other
+        with torch.random.fork_rng(devices=[]):
+            super()._guess_max_plate_nesting(model, guide, args, kwargs)
+
     def loss(self, model, guide, *args, **kwargs) -> float:
         with torch.no_grad():
             loss, _ = self.loss_and_surrogate(model, guide, *args, **kwargs)

@@ -40,7 +40,7 @@ from ..data.validate import check_data, check_unit_interval
 from . import registry
 from .nets import ACTIVATIONS, MLP, GaussianEncoder
 
-__all__ = ["VAE"]
+__all__ = ["VAE", "lerp", "slerp"]
 
 _MIN_SIGMA = 1e-3
 
@@ -74,6 +74,28 @@ class _Decoder(nn.Module):
     def mean(self, z: torch.Tensor) -> torch.Tensor:
         out = self.net(z)
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+
+def lerp(z_a: torch.Tensor, z_b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation ``(1 - t) z_a + t z_b`` (broadcasting)."""
+    return (1 - t) * z_a + t * z_b
+
+
+def slerp(z_a: torch.Tensor, z_b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    r"""Spherical interpolation (Shoemake 1985; White 2016) along the last dimension.
+
+    :math:`z_t = [\sin((1-t)\Omega)\, z_a + \sin(t\Omega)\, z_b] / \sin\Omega` with
+    :math:`\cos\Omega = \hat z_a \cdot \hat z_b`; falls back to :func:`lerp` where the
+    two are (anti)parallel. Between vectors of equal norm the norm stays constant.
+    """
+    cos = F.cosine_similarity(z_a, z_b, dim=-1).clamp(-1.0, 1.0).unsqueeze(-1)
+    omega = torch.arccos(cos)
+    sin = torch.sin(omega)
+    safe = sin.abs() > 1e-6
+    denom = torch.where(safe, sin, torch.ones_like(sin))
+    w_a = torch.where(safe, torch.sin((1 - t) * omega) / denom, 1 - t)
+    w_b = torch.where(safe, torch.sin(t * omega) / denom, t)
+    return w_a * z_a + w_b * z_b
 
 
 @registry.register("vae", data_args=lambda x, y: {"data_dim": int(x[0].numel())})
@@ -255,18 +277,9 @@ class VAE(nn.Module):
                 f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} "
                 f"and {tuple(x_b.shape)}"
             )
-        t = torch.linspace(0.0, 1.0, steps, dtype=z_a.dtype)[:, None]
-        za, zb = z_a.unsqueeze(-2), z_b.unsqueeze(-2)
-        if method == "linear":
-            z = (1 - t) * za + t * zb
-        else:
-            cos = F.cosine_similarity(za, zb, dim=-1).clamp(-1.0, 1.0).unsqueeze(-1)
-            omega = torch.arccos(cos)
-            sin = torch.sin(omega)
-            safe = sin.abs() > 1e-6
-            w_a = torch.where(safe, torch.sin((1 - t) * omega) / torch.where(safe, sin, 1.0), 1 - t)
-            w_b = torch.where(safe, torch.sin(t * omega) / torch.where(safe, sin, 1.0), t)
-            z = w_a * za + w_b * zb
+        t = torch.linspace(0.0, 1.0, steps, dtype=z_a.dtype)
+        path = lerp if method == "linear" else slerp
+        z = path(z_a.unsqueeze(-2), z_b.unsqueeze(-2), t[:, None])
         return self.decoder.mean(z)
 
     @torch.no_grad()

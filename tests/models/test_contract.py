@@ -1,0 +1,111 @@
+"""The contract every registered model must pass (see ../shared/DESIGN.md).
+
+A model registered without an entry in FACTORIES fails ``test_every_model_is_covered``.
+"""
+
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import Predictive
+from pyro.poutine.util import prune_subsample_sites
+
+import pgen
+from pgen.inference import ELBO, ImportanceWeightedELBO
+from pgen.models import registry
+
+
+def _binary(n, d):
+    return torch.bernoulli(torch.full((n, d), 0.3))
+
+
+FACTORIES = {
+    # name -> () -> (model instance, data x)
+    "vae": lambda: (pgen.models.VAE(12, latent_dim=3, hidden=(8,)), _binary(6, 12)),
+    "ppca": lambda: (pgen.models.PPCA(5, 2), torch.randn(6, 5)),
+}
+EXTRA = {
+    "vae-gaussian": lambda: (
+        pgen.models.VAE(12, latent_dim=3, hidden=(8, 6), likelihood="gaussian"),
+        torch.randn(6, 12),
+    ),
+    "vae-beta": lambda: (pgen.models.VAE(12, latent_dim=3, hidden=(), beta=4.0), _binary(6, 12)),
+}
+CASES = {**FACTORIES, **EXTRA}
+
+
+def test_every_model_is_covered():
+    assert set(FACTORIES) == set(registry.names())
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request):
+    torch.manual_seed(0)
+    model, x = CASES[request.param]()
+    return request.param, model, x
+
+
+def test_sites_live_in_the_data_plate(case):
+    _, m, x = case
+    guide_trace = prune_subsample_sites(poutine.trace(m.guide).get_trace(x))
+    model_trace = prune_subsample_sites(
+        poutine.trace(poutine.replay(m.model, trace=guide_trace)).get_trace(x)
+    )
+    for trace in (model_trace, guide_trace):
+        for name, site in trace.nodes.items():
+            if site["type"] == "sample":
+                frames = [f for f in site["cond_indep_stack"] if f.name == "data"]
+                assert frames and frames[0].size == len(x), name
+    assert model_trace.nodes["obs"]["is_observed"]
+
+
+def test_elbo_is_finite_also_with_batched_particles(case):
+    _, m, x = case
+    assert torch.isfinite(torch.tensor(ELBO().loss(m.model, m.guide, x)))
+    if m.config.get("beta", 1.0) == 1.0:
+        loss = ImportanceWeightedELBO(num_particles=4).loss(m.model, m.guide, x)
+        assert torch.isfinite(torch.tensor(loss))
+
+
+def test_gradients_reach_every_parameter(case):
+    _, m, x = case
+    with pyro.get_param_store().scope():
+        loss, surrogate = ELBO().loss_and_surrogate(m.model, m.guide, x)
+        surrogate.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_samples_have_the_right_shape(case):
+    _, m, x = case
+    assert m.model(n=5).shape == (5, *m.event_shape)
+    draws = Predictive(m.model, num_samples=3)(n=2)
+    assert draws["obs"].shape == (3, 2, *m.event_shape)
+
+
+def test_checkpoint_round_trips_to_identical_outputs(case, tmp_path):
+    name, m, x = case
+    pgen.io.save_model(tmp_path / "m.pt", m)
+    again = pgen.io.load_model(tmp_path / "m.pt")
+    assert type(again) is type(m) and again.config == m.config
+    for fn in ("model", "guide"):
+        torch.manual_seed(1)
+        a = getattr(m, fn)(x)
+        torch.manual_seed(1)
+        b = getattr(again, fn)(x)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.manual_seed(2)
+    la = ELBO().loss(m.model, m.guide, x)
+    torch.manual_seed(2)
+    lb = ELBO().loss(again.model, again.guide, x)
+    assert la == lb
+
+
+def test_the_shared_engine_trains_it(case):
+    _, m, x = case
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    result = pgen.fit(m.model, m.guide, x, steps=3, batch_size=3, progress=False)
+    assert result.num_steps == 3 and torch.isfinite(torch.tensor(result.losses)).all()
+    assert any(not torch.equal(v, before[k]) for k, v in m.state_dict().items())
