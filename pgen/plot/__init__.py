@@ -1,1 +1,40 @@
-"""Figures."""
+"""Figures (matplotlib). Each ``plot_x(data, *, ax=None, **kw)`` returns the Axes.
+
+Imported on first use (``pgen.plot``), so ``import pgen`` does not load matplotlib.
+"""
+
+from .images import (
+    image_grid,
+    plot_images,
+    plot_interpolation,
+    plot_latent_manifold,
+    plot_reconstructions,
+)
+from .latent import plot_latent_scatter, plot_points, plot_training, project_2d
+
+__all__ = [
+    "image_grid",
+    "plot_images",
+    "plot_reconstructions",
+    "plot_interpolation",
+    "plot_latent_manifold",
+    "plot_latent_scatter",
+    "plot_points",
+    "plot_training",
+    "project_2d",
+    "save",
+]
+
+
+def save(ax_or_fig, path, *, dpi: int = 120) -> None:
+    """Save the figure of ``ax_or_fig`` as a PNG (folders created) and close it."""
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    fig = getattr(ax_or_fig, "figure", ax_or_fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

@@ -1,0 +1,336 @@
+"""The ``pgen`` command.
+
+    pgen train vae --data digits --epochs 50 --latent-dim 2 --out runs/vae
+    pgen train --resume runs/vae [--epochs 80]   (train to 80 epochs in total)
+    pgen sample runs/vae -n 64
+    pgen evaluate runs/vae --num-samples 1000
+    pgen demo [--out runs/demo]
+
+Model flags are generated from the model class's constructor (``--latent-dim`` is
+``latent_dim=``); fit flags are ``pgen.fit``'s arguments. The resolved configuration is
+saved in the run folder's ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import types
+import typing
+from typing import Literal, get_args, get_origin
+
+__all__ = ["main", "build_parser"]
+
+
+def _model_flag(parser, name, param, hint):
+    flag = "--" + name.replace("_", "-")
+    kwargs: dict = {"dest": f"model__{name}", "default": argparse.SUPPRESS}
+    default = param.default
+    shown = "" if default is inspect.Parameter.empty else f" (default {default})"
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif hint in (int, float, str):
+        kwargs["type"] = hint
+    elif origin is tuple:
+        kwargs.update(nargs="*", type=args[0], metavar="N")
+    elif origin is Literal:
+        kwargs["choices"] = list(args)
+    elif origin in (typing.Union, types.UnionType):
+        literals = [a for arg in args if get_origin(arg) is Literal for a in get_args(arg)]
+        numeric = [arg for arg in args if arg in (int, float)]
+
+        def parse(text, literals=tuple(literals), numeric=tuple(numeric)):
+            if text in literals:
+                return text
+            for kind in numeric:
+                try:
+                    return kind(text)
+                except ValueError:
+                    pass
+            raise argparse.ArgumentTypeError(
+                f"expected a number or one of {list(literals)}, got {text!r}"
+            )
+
+        kwargs.update(type=parse, metavar="|".join([*(t.__name__ for t in numeric), *literals]))
+    else:
+        kwargs["type"] = str
+    parser.add_argument(flag, help=f"{name}{shown}", **kwargs)
+
+
+def _add_model_flags(parser, spec):
+    import torch
+
+    hints = typing.get_type_hints(spec.cls.__init__)
+    data_args = spec.data_args(torch.zeros(1, 4), None)
+    group = parser.add_argument_group(f"{spec.name} arguments ({spec.cls.__name__})")
+    for name, param in inspect.signature(spec.cls.__init__).parameters.items():
+        if (
+            name == "self"
+            or name in data_args
+            or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+        ):
+            continue
+        _model_flag(group, name, param, hints.get(name, str))
+
+
+def _add_fit_flags(parser):
+    from .inference.elbo import OBJECTIVES
+
+    g = parser.add_argument_group("training (pgen.fit)")
+    g.add_argument("--epochs", type=int, help="passes over the data (default 50)")
+    g.add_argument("--steps", type=int, help="optimizer steps instead of epochs")
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd", "rmsprop"])
+    g.add_argument("--clip-norm", type=float)
+    g.add_argument("--objective", default="elbo", choices=[o for o in OBJECTIVES if o != "enum"])
+    g.add_argument("--num-particles", type=int)
+    g.add_argument("--alpha", type=float, help="the Renyi alpha (objective renyi)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--patience", type=int, help="early stopping (needs --val-fraction)")
+    g.add_argument("--checkpoint-every", type=int, default=1)
+    g.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="compile the objective with torch.jit.trace (static models)",
+    )
+
+
+def _add_data_flags(parser):
+    from . import data
+    from .runs import BINARIZE
+
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", default="digits", choices=data.names())
+    g.add_argument("--data-path", help="for --data mnist: directory of IDX files or an .npz")
+    g.add_argument(
+        "--binarize",
+        choices=BINARIZE,
+        help="images: threshold at 0.5 (default), static or dynamic Bernoulli draws, or none",
+    )
+    g.add_argument(
+        "--data-seed", type=int, default=0, help="seed of toy data and static binarization"
+    )
+    g.add_argument("--val-fraction", type=float, default=0.0, help="hold out this share of train")
+    g.add_argument("--n", type=int, help="toy data: number of points")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .models import registry
+
+    parser = argparse.ArgumentParser(
+        prog="pgen",
+        description="Generative models as Pyro model/guide pairs: train, sample, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"pgen {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model into a run folder, or resume one")
+    train.add_argument(
+        "--resume", metavar="RUN", help="continue the run in folder RUN from its checkpoint"
+    )
+    train.add_argument(
+        "--epochs",
+        dest="resume_epochs",
+        type=int,
+        metavar="N",
+        help="with --resume: train to N epochs in total",
+    )
+    train.add_argument("--no-progress", action="store_true")
+    models = train.add_subparsers(dest="model", metavar="MODEL", title="models")
+    for name in registry.names():
+        spec = registry.get(name)
+        sub = models.add_parser(name, help=(spec.cls.__doc__ or "").strip().splitlines()[0])
+        _add_model_flags(sub, spec)
+        _add_data_flags(sub)
+        _add_fit_flags(sub)
+        sub.add_argument("--out", help=f"run folder (default runs/{name})")
+        sub.add_argument("--no-figures", action="store_true")
+        sub.add_argument("--no-progress", action="store_true", dest="no_progress_model")
+
+    sample = commands.add_parser("sample", help="draw samples from a trained run")
+    sample.add_argument("run")
+    sample.add_argument("-n", type=int, default=64)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument(
+        "--out", help="figure path (default RUN/samples.png; values go to .npz beside it)"
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate", help="test ELBO, IS log-likelihood, bits/dim -> metrics.json"
+    )
+    evaluate.add_argument("run")
+    evaluate.add_argument(
+        "--num-samples", type=int, default=1000, help="importance samples per example"
+    )
+    evaluate.add_argument("--split", default="test", choices=["train", "test"])
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--batch-size", type=int, default=100)
+    evaluate.add_argument("--no-progress", action="store_true")
+
+    demo = commands.add_parser("demo", help="the main job: a VAE on real MNIST digits, end to end")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--data", default="mnist5k", choices=["mnist5k", "digits"])
+    demo.add_argument("--epochs", type=int, default=100)
+    demo.add_argument("--latent2d-epochs", type=int, default=30)
+    demo.add_argument("--num-samples", type=int, default=1000)
+    demo.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _fit_args(args) -> dict:
+    fit = {
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "objective": args.objective,
+        "seed": args.seed,
+        "checkpoint_every": args.checkpoint_every,
+        "jit": args.jit,
+    }
+    for key in ("epochs", "steps", "clip_norm", "num_particles", "alpha", "patience"):
+        value = getattr(args, key)
+        if value is not None:
+            fit[key] = value
+    if "epochs" not in fit and "steps" not in fit:
+        fit["epochs"] = 50
+    return fit
+
+
+def _print_metrics(m: dict) -> None:
+    bpd = "" if m["bits_per_dim"] is None else f", {m['bits_per_dim']:.4f} bits/dim"
+    print(
+        f"{m['split']} ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats; IS log-likelihood "
+        f"(K={m['num_samples']}) {m['log_likelihood']:.2f} +- {m['log_likelihood_se']:.2f} nats{bpd} "
+        f"({m['n']} examples)"
+    )
+
+
+def _train(args) -> None:
+    from . import runs
+
+    if args.resume:
+        if args.model is not None:
+            raise ValueError("give either --resume RUN or a model to train, not both")
+        _, result = runs.resume(
+            args.resume, epochs=args.resume_epochs, progress=not args.no_progress
+        )
+        out = args.resume
+    else:
+        if args.model is None:
+            raise ValueError("name a model to train (e.g. `pgen train vae`) or give --resume RUN")
+        if args.resume_epochs is not None:
+            raise ValueError("--epochs before the model name goes with --resume")
+        model_args = {
+            k[len("model__") :]: v for k, v in vars(args).items() if k.startswith("model__")
+        }
+        if "hidden" in model_args:
+            model_args["hidden"] = list(model_args["hidden"])
+        data_cfg = runs.data_config(
+            args.data,
+            path=args.data_path,
+            binarize=args.binarize,
+            seed=args.data_seed,
+            val_fraction=args.val_fraction,
+            n=args.n,
+        )
+        out = args.out or f"runs/{args.model}"
+        _, result = runs.train(
+            out,
+            model=args.model,
+            model_args=model_args,
+            data_cfg=data_cfg,
+            fit_args=_fit_args(args),
+            progress=not (args.no_progress or args.no_progress_model),
+            figures=not args.no_figures,
+        )
+    h = result.history
+    val = h["val_elbo"][-1] if h["val_elbo"] and h["val_elbo"][-1] is not None else None
+    print(
+        f"{result.message}; train ELBO {h['train_elbo'][-1]:.2f} nats/example"
+        + ("" if val is None else f", validation {val:.2f}")
+        + f"; {result.wall_time:.1f} s. Run folder: {out}"
+    )
+
+
+def _demo(args) -> None:
+    from . import runs
+
+    results = runs.demo(
+        args.out,
+        data_name=args.data,
+        epochs=args.epochs,
+        latent2d_epochs=args.latent2d_epochs,
+        num_samples=args.num_samples,
+        progress=not args.no_progress,
+    )
+    main, flat = results["vae"], results["vae_2d"]
+    print(f"\npgen demo: a VAE (784-400-20, Bernoulli) on {main['data']}, {args.epochs} epochs")
+    _print_metrics(main)
+    print(
+        f"2-D latent VAE: test ELBO {flat['elbo']:.2f}, IS log-likelihood {flat['log_likelihood']:.2f} nats"
+    )
+    print(f"figures and metrics.json in {args.out} (2-D latent space in {args.out}/latent2d)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # the CLI only writes PNG files
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .inference import NonFiniteLossError
+    from .io import CheckpointError
+
+    try:
+        if args.command == "train":
+            _train(args)
+        elif args.command == "sample":
+            from . import runs
+
+            draws = runs.sample(args.run, n=args.n, seed=args.seed, out=args.out)
+            print(
+                f"{len(draws)} samples written to {args.out or args.run + '/samples.png'} (and .npz)"
+            )
+        elif args.command == "evaluate":
+            from . import runs
+
+            metrics = runs.evaluate(
+                args.run,
+                num_samples=args.num_samples,
+                split=args.split,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                progress=not args.no_progress,
+            )
+            _print_metrics(metrics)
+            print(f"written to {args.run}/metrics.json")
+            print(json.dumps(metrics, indent=2))
+        elif args.command == "demo":
+            _demo(args)
+    except KeyboardInterrupt as stop:
+        print(f"\npgen: interrupted. {stop}", file=sys.stderr)
+        return 130
+    except NonFiniteLossError as error:
+        print(f"pgen: training stopped: {error}", file=sys.stderr)
+        return 1
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        FileExistsError,
+        CheckpointError,
+        ImportError,
+    ) as error:
+        print(f"pgen: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

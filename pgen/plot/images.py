@@ -1,0 +1,157 @@
+"""Image figures: sample grids, reconstructions, interpolation strips, latent manifolds.
+
+Each function follows ``plot_x(data, *, ax=None, **kw) -> Axes``: it draws into ``ax``
+(a new figure if ``None``) and returns it. Data are arrays of flattened images
+``(n, rows*cols)``; the image shape is inferred for square images or given.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..checks import check_int
+
+__all__ = [
+    "image_grid",
+    "plot_images",
+    "plot_reconstructions",
+    "plot_interpolation",
+    "plot_latent_manifold",
+]
+
+
+def _numpy(a) -> np.ndarray:
+    if torch.is_tensor(a):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def _image_shape(dim: int, image_shape) -> tuple[int, int]:
+    if image_shape is not None:
+        rows, cols = (int(s) for s in image_shape)
+        if rows * cols != dim:
+            raise ValueError(
+                f"image_shape {tuple(image_shape)} holds {rows * cols} pixels, not {dim}"
+            )
+        return rows, cols
+    side = math.isqrt(dim)
+    if side * side != dim:
+        raise ValueError(f"images of {dim} pixels are not square; pass image_shape=(rows, cols)")
+    return side, side
+
+
+def image_grid(images, *, nrow: int | None = None, image_shape=None, pad: int = 1) -> np.ndarray:
+    """Tile flattened images into one 2-D array, row by row, with ``pad`` pixels between.
+
+    Args:
+        images: ``(n, rows*cols)`` or ``(n, rows, cols)``.
+        nrow: images per row (default: as square as possible).
+        image_shape: ``(rows, cols)`` when the images are not square.
+        pad: pixels of background (NaN, drawn blank) between images.
+
+    Returns:
+        A ``(R*(rows+pad)-pad, C*(cols+pad)-pad)`` array.
+    """
+    a = _numpy(images)
+    if a.ndim == 3:
+        a = a.reshape(len(a), -1)
+    if a.ndim != 2 or len(a) == 0:
+        raise ValueError(f"images must have shape (n, pixels) with n >= 1, got {a.shape}")
+    rows, cols = _image_shape(a.shape[1], image_shape)
+    n = len(a)
+    per_row = math.ceil(math.sqrt(n)) if nrow is None else check_int("nrow", nrow, minimum=1)
+    n_rows = math.ceil(n / per_row)
+    grid = np.full((n_rows * (rows + pad) - pad, per_row * (cols + pad) - pad), np.nan)
+    for i, img in enumerate(a):
+        r, c = divmod(i, per_row)
+        grid[
+            r * (rows + pad) : r * (rows + pad) + rows, c * (cols + pad) : c * (cols + pad) + cols
+        ] = img.reshape(rows, cols)
+    return grid
+
+
+def _axes(ax, shape=None):
+    """``ax``, or new Axes in a figure shaped for an image of ``shape`` (rows, cols)."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        figsize = None
+        if shape is not None:
+            width = 7.0 if shape[1] >= shape[0] else 5.0
+            figsize = (width, min(9.0, max(1.6, width * shape[0] / shape[1] + 0.7)))
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _show(ax, grid, title, cmap, vmin=0.0, vmax=1.0):
+    ax = _axes(ax, grid.shape)
+    ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_images(images, *, ax=None, nrow=None, image_shape=None, title=None, cmap="gray"):
+    """A grid of images (e.g. samples), values in [0, 1]."""
+    return _show(ax, image_grid(images, nrow=nrow, image_shape=image_shape), title, cmap)
+
+
+def plot_reconstructions(
+    originals,
+    reconstructions,
+    *,
+    ax=None,
+    image_shape=None,
+    title="originals (top), reconstructions (bottom)",
+    cmap="gray",
+):
+    """Originals in the top row, their reconstructions below."""
+    a, b = _numpy(originals), _numpy(reconstructions)
+    if a.shape != b.shape:
+        raise ValueError(f"originals {a.shape} and reconstructions {b.shape} differ in shape")
+    grid = image_grid(np.concatenate([a, b]), nrow=len(a), image_shape=image_shape)
+    return _show(ax, grid, title, cmap)
+
+
+def plot_interpolation(path, *, ax=None, image_shape=None, title=None, cmap="gray"):
+    """Interpolation strips: ``(steps, pixels)`` is one row, ``(m, steps, pixels)`` m rows."""
+    a = _numpy(path)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(
+            f"path must have shape (steps, pixels) or (m, steps, pixels), got {a.shape}"
+        )
+    grid = image_grid(a.reshape(-1, a.shape[-1]), nrow=a.shape[1], image_shape=image_shape)
+    return _show(ax, grid, title, cmap)
+
+
+def plot_latent_manifold(
+    grid, *, ax=None, extent: float = 3.0, image_shape=None, title=None, cmap="gray"
+):
+    """Decoded images over a 2-D latent grid (``VAE.manifold``), ``(n, n, pixels)``.
+
+    Tick labels give the z coordinates: z1 to the right, z2 upwards.
+    """
+    a = _numpy(grid)
+    if a.ndim != 3 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"grid must have shape (n, n, pixels), got {a.shape}")
+    n = a.shape[0]
+    rows, cols = _image_shape(a.shape[2], image_shape)
+    ax = _show(
+        ax, image_grid(a.reshape(n * n, -1), nrow=n, image_shape=image_shape, pad=0), title, cmap
+    )
+    ticks = [0, n // 2, n - 1]
+    values = np.linspace(-extent, extent, n)
+    ax.set_xticks([t * cols + cols / 2 - 0.5 for t in ticks], [f"{values[t]:.1f}" for t in ticks])
+    ax.set_yticks(
+        [t * rows + rows / 2 - 0.5 for t in ticks], [f"{values[n - 1 - t]:.1f}" for t in ticks]
+    )
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    return ax

