@@ -206,7 +206,8 @@ def _print_metrics(m: dict) -> None:
     bpd = "" if m["bits_per_dim"] is None else f", {m['bits_per_dim']:.4f} bits/dim"
     print(
         f"{m['split']} ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats; IS log-likelihood "
-        f"(K={m['num_samples']}) {m['log_likelihood']:.2f} +- {m['log_likelihood_se']:.2f} nats{bpd} "
+        f"(K={m['num_samples']}) {m['log_likelihood']:.2f} +- {m['log_likelihood_se']:.2f} "
+        f"nats{bpd} "
         f"({m['n']} examples)"
     )
 
@@ -273,7 +274,8 @@ def _demo(args) -> None:
     print(f"\npgen demo: a VAE (784-400-20, Bernoulli) on {main['data']}, {args.epochs} epochs")
     _print_metrics(main)
     print(
-        f"2-D latent VAE: test ELBO {flat['elbo']:.2f}, IS log-likelihood {flat['log_likelihood']:.2f} nats"
+        f"2-D latent VAE: test ELBO {flat['elbo']:.2f}, "
+        f"IS log-likelihood {flat['log_likelihood']:.2f} nats"
     )
     print(f"figures and metrics.json in {args.out} (2-D latent space in {args.out}/latent2d)")
 
@@ -295,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
 
             draws = runs.sample(args.run, n=args.n, seed=args.seed, out=args.out)
             print(
-                f"{len(draws)} samples written to {args.out or args.run + '/samples.png'} (and .npz)"
+                f"{len(draws)} samples written to "
+                f"{args.out or args.run + '/samples.png'} (and .npz)"
             )
         elif args.command == "evaluate":
             from . import runs
