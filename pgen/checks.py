@@ -66,7 +66,6 @@ def check_int_tuple(name: str, value: Any, *, minimum: int = 1) -> tuple[int, ..
         value = (value,)
     if not isinstance(value, Sequence) or isinstance(value, str):
         raise TypeError(
-            f"{name} must be a sequence of integers such as (400,) or (512, 256), "
-            f"got {_show(value)}"
+            f"{name} must be a sequence of integers such as (400,) or (512, 256), got {_show(value)}"
         )
     return tuple(check_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))

@@ -50,9 +50,7 @@ def _model_flag(parser, name, param, hint):
                     return kind(text)
                 except ValueError:
                     pass
-            raise argparse.ArgumentTypeError(
-                f"expected a number or one of {list(literals)}, got {text!r}"
-            )
+            raise argparse.ArgumentTypeError(f"expected a number or one of {list(literals)}, got {text!r}")
 
         kwargs.update(type=parse, metavar="|".join([*(t.__name__ for t in numeric), *literals]))
     else:
@@ -67,11 +65,7 @@ def _add_model_flags(parser, spec):
     data_args = spec.data_args(torch.zeros(1, 4), None)
     group = parser.add_argument_group(f"{spec.name} arguments ({spec.cls.__name__})")
     for name, param in inspect.signature(spec.cls.__init__).parameters.items():
-        if (
-            name == "self"
-            or name in data_args
-            or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
-        ):
+        if name == "self" or name in data_args or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             continue
         _model_flag(group, name, param, hints.get(name, str))
 
@@ -112,9 +106,7 @@ def _add_data_flags(parser):
         choices=BINARIZE,
         help="images: threshold at 0.5 (default), static or dynamic Bernoulli draws, or none",
     )
-    g.add_argument(
-        "--data-seed", type=int, default=0, help="seed of toy data and static binarization"
-    )
+    g.add_argument("--data-seed", type=int, default=0, help="seed of toy data and static binarization")
     g.add_argument("--val-fraction", type=float, default=0.0, help="hold out this share of train")
     g.add_argument("--n", type=int, help="toy data: number of points")
 
@@ -131,9 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model into a run folder, or resume one")
-    train.add_argument(
-        "--resume", metavar="RUN", help="continue the run in folder RUN from its checkpoint"
-    )
+    train.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its checkpoint")
     train.add_argument(
         "--epochs",
         dest="resume_epochs",
@@ -157,17 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("run")
     sample.add_argument("-n", type=int, default=64)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument(
-        "--out", help="figure path (default RUN/samples.png; values go to .npz beside it)"
-    )
+    sample.add_argument("--out", help="figure path (default RUN/samples.png; values go to .npz beside it)")
 
-    evaluate = commands.add_parser(
-        "evaluate", help="test ELBO, IS log-likelihood, bits/dim -> metrics.json"
-    )
+    evaluate = commands.add_parser("evaluate", help="test ELBO, IS log-likelihood, bits/dim -> metrics.json")
     evaluate.add_argument("run")
-    evaluate.add_argument(
-        "--num-samples", type=int, default=1000, help="importance samples per example"
-    )
+    evaluate.add_argument("--num-samples", type=int, default=1000, help="importance samples per example")
     evaluate.add_argument("--split", default="test", choices=["train", "test"])
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--batch-size", type=int, default=100)
@@ -218,18 +202,14 @@ def _train(args) -> None:
     if args.resume:
         if args.model is not None:
             raise ValueError("give either --resume RUN or a model to train, not both")
-        _, result = runs.resume(
-            args.resume, epochs=args.resume_epochs, progress=not args.no_progress
-        )
+        _, result = runs.resume(args.resume, epochs=args.resume_epochs, progress=not args.no_progress)
         out = args.resume
     else:
         if args.model is None:
             raise ValueError("name a model to train (e.g. `pgen train vae`) or give --resume RUN")
         if args.resume_epochs is not None:
             raise ValueError("--epochs before the model name goes with --resume")
-        model_args = {
-            k[len("model__") :]: v for k, v in vars(args).items() if k.startswith("model__")
-        }
+        model_args = {k[len("model__") :]: v for k, v in vars(args).items() if k.startswith("model__")}
         if "hidden" in model_args:
             model_args["hidden"] = list(model_args["hidden"])
         data_cfg = runs.data_config(
@@ -274,8 +254,7 @@ def _demo(args) -> None:
     print(f"\npgen demo: a VAE (784-400-20, Bernoulli) on {main['data']}, {args.epochs} epochs")
     _print_metrics(main)
     print(
-        f"2-D latent VAE: test ELBO {flat['elbo']:.2f}, "
-        f"IS log-likelihood {flat['log_likelihood']:.2f} nats"
+        f"2-D latent VAE: test ELBO {flat['elbo']:.2f}, IS log-likelihood {flat['log_likelihood']:.2f} nats"
     )
     print(f"figures and metrics.json in {args.out} (2-D latent space in {args.out}/latent2d)")
 
@@ -296,10 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             from . import runs
 
             draws = runs.sample(args.run, n=args.n, seed=args.seed, out=args.out)
-            print(
-                f"{len(draws)} samples written to "
-                f"{args.out or args.run + '/samples.png'} (and .npz)"
-            )
+            print(f"{len(draws)} samples written to {args.out or args.run + '/samples.png'} (and .npz)")
         elif args.command == "evaluate":
             from . import runs
 

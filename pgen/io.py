@@ -173,9 +173,7 @@ def load(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"{path} is truncated or corrupted: {reason}") from error
     if not isinstance(payload, dict) or _HEADER not in payload or "state" not in payload:
-        raise CheckpointError(
-            f"{path} is a PyTorch file but not a pgen checkpoint (no pgen header)"
-        )
+        raise CheckpointError(f"{path} is a PyTorch file but not a pgen checkpoint (no pgen header)")
     header, state = payload[_HEADER], payload["state"]
     version = header.get("format_version") if isinstance(header, dict) else None
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -184,9 +182,7 @@ def load(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
             f"{FORMAT_VERSION} and older: upgrade pgen"
         )
     if not isinstance(state, dict) or _checksum(state) != header.get("sha256"):
-        raise CheckpointError(
-            f"{path} is corrupted: its contents do not match the checksum written with it"
-        )
+        raise CheckpointError(f"{path} is corrupted: its contents do not match the checksum written with it")
     if kind is not None and header.get("kind") != kind:
         raise CheckpointError(
             f"{path} is a {header.get('kind')!r} checkpoint; a {kind!r} checkpoint was expected"
@@ -227,7 +223,5 @@ def load_model(path: str | Path) -> torch.nn.Module:
         model = spec.cls(**state["config"])
         model.load_state_dict(state["state_dict"])
     except (KeyError, TypeError, RuntimeError) as error:
-        raise CheckpointError(
-            f"{path} does not describe a model this pgen can build: {error}"
-        ) from error
+        raise CheckpointError(f"{path} does not describe a model this pgen can build: {error}") from error
     return model.eval()

@@ -29,6 +29,7 @@ from . import __version__, data, io
 from .checks import check_choice, check_float, check_int
 from .eval import bits_per_dim, elbo, log_likelihood
 from .inference import fit
+from .inference.svi import CHECKPOINT_NAME
 from .models import registry
 
 __all__ = [
@@ -173,7 +174,7 @@ def train(
     if _resume:
         cfg = read_config(run_dir)
     else:
-        if (run_dir / CONFIG).exists() or (run_dir / io_checkpoint_name()).exists():
+        if (run_dir / CONFIG).exists() or (run_dir / CHECKPOINT_NAME).exists():
             raise FileExistsError(
                 f"{run_dir} already holds a run; continue it with `pgen train --resume "
                 f"{run_dir}` or choose another --out"
@@ -190,9 +191,7 @@ def train(
         if "epochs" not in cfg["fit"] and "steps" not in cfg["fit"]:
             cfg["fit"]["epochs"] = 50
     x, y, transform = load_data(cfg["data"], "train")
-    (x_train, y_train), val = _split_validation(
-        x, y, cfg["data"]["val_fraction"], cfg["data"]["seed"]
-    )
+    (x_train, y_train), val = _split_validation(x, y, cfg["data"]["val_fraction"], cfg["data"]["seed"])
     if cfg.get("monitor_test"):
         if val is not None or cfg["fit"].get("patience") is not None:
             raise ValueError(
@@ -234,12 +233,6 @@ def train(
     return m, result
 
 
-def io_checkpoint_name() -> str:
-    from .inference.svi import CHECKPOINT_NAME
-
-    return CHECKPOINT_NAME
-
-
 def resume(
     run_dir: str | Path,
     *,
@@ -256,9 +249,7 @@ def resume(
     if epochs is not None or steps is not None:
         cfg["fit"].pop("epochs", None)
         cfg["fit"].pop("steps", None)
-        cfg["fit"]["epochs" if epochs is not None else "steps"] = (
-            epochs if epochs is not None else steps
-        )
+        cfg["fit"]["epochs" if epochs is not None else "steps"] = epochs if epochs is not None else steps
         _write_json(run_dir / CONFIG, cfg)
     return train(run_dir, progress=progress, figures=figures, _resume=True)
 
@@ -336,9 +327,7 @@ def evaluate(
     return metrics
 
 
-def sample(
-    run_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path | None = None
-) -> torch.Tensor:
+def sample(run_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path | None = None) -> torch.Tensor:
     """Draw ``n`` samples from a run's model; save a figure (``samples.png`` by default)
     and the values (``.npz``, key ``samples``)."""
     import numpy as np
@@ -353,9 +342,7 @@ def sample(
     out = Path(out) if out is not None else run_dir / "samples.png"
     meta = data.info(cfg["data"]["name"])
     if meta.kind == "image":
-        ax = plot.plot_images(
-            draws, image_shape=meta.image_shape, title=f"{n} samples (means of p(x|z))"
-        )
+        ax = plot.plot_images(draws, image_shape=meta.image_shape, title=f"{n} samples (means of p(x|z))")
     else:
         x, _, _ = load_data(cfg["data"], "test")
         ax = plot.plot_points(x, draws, title=f"{n} samples over the test data")
@@ -392,9 +379,7 @@ def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
     if meta.kind == "image":
         shape = meta.image_shape
         save(
-            plot.plot_images(
-                m.sample(64, seed=0), image_shape=shape, title="samples (means of p(x|z))"
-            ),
+            plot.plot_images(m.sample(64, seed=0), image_shape=shape, title="samples (means of p(x|z))"),
             "samples.png",
         )
         save(
@@ -420,9 +405,7 @@ def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
             )
     else:
         save(
-            plot.plot_points(
-                x, m.sample(len(x), seed=0, mean=False), title="samples over the test data"
-            ),
+            plot.plot_points(x, m.sample(len(x), seed=0, mean=False), title="samples over the test data"),
             "samples.png",
         )
     return written
@@ -452,17 +435,13 @@ def demo(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not (out / _DEMO_MARKER).exists():
-            raise FileExistsError(
-                f"{out} exists and is not a pgen demo folder; choose another --out"
-            )
+            raise FileExistsError(f"{out} exists and is not a pgen demo folder; choose another --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / _DEMO_MARKER).write_text("written by pgen demo; the next demo replaces this folder\n")
     data_cfg = data_config(data_name, binarize="threshold")
     hidden = [400] if data.info(data_name).event_shape[0] > 100 else [128]
-    fit_args = dict(
-        batch_size=128, lr=1e-3, objective="meanfield", jit=True, seed=0, checkpoint_every=25
-    )
+    fit_args = dict(batch_size=128, lr=1e-3, objective="meanfield", jit=True, seed=0, checkpoint_every=25)
     results = {}
     for name, run, latent, n_epochs in (
         ("vae", out, 20, epochs),

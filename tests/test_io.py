@@ -116,9 +116,7 @@ def test_foreign_future_and_wrong_kind_files(tmp_path):
     torch.save(payload, tmp_path / "future.pt")
     with pytest.raises(CheckpointError, match="format 99.*upgrade pgen"):
         load(tmp_path / "future.pt")
-    with pytest.raises(
-        CheckpointError, match="'svi' checkpoint; a 'model' checkpoint was expected"
-    ):
+    with pytest.raises(CheckpointError, match="'svi' checkpoint; a 'model' checkpoint was expected"):
         load(tmp_path / "c.pt", kind="model")
 
 

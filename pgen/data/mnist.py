@@ -63,14 +63,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     found = len(raw) - header
     if found != expected:
         state = "truncated" if found < expected else "longer than its header says"
-        raise ValueError(
-            f"{path} is {state}: shape {shape} needs {expected} bytes of data, found {found}"
-        )
-    return (
-        np.frombuffer(raw, dtype=dtype, offset=header)
-        .reshape(shape)
-        .astype(dtype.newbyteorder("="))
-    )
+        raise ValueError(f"{path} is {state}: shape {shape} needs {expected} bytes of data, found {found}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def _find(directory: Path, stem: str) -> Path | None:
@@ -108,8 +102,7 @@ def load_mnist_files(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarr
                 missing = [k for k in keys if k not in archive.files]
                 if missing:
                     raise ValueError(
-                        f"{path} has arrays {sorted(archive.files)}; the {split} split needs "
-                        f"{list(keys)}"
+                        f"{path} has arrays {sorted(archive.files)}; the {split} split needs {list(keys)}"
                     )
                 images, labels = archive[keys[0]], archive[keys[1]]
         except (OSError, EOFError) as error:

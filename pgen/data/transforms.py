@@ -62,9 +62,7 @@ def dynamic_binarize(x: torch.Tensor, generator: torch.Generator | None = None) 
     return torch.bernoulli(x, generator=generator)
 
 
-def dequantize(
-    x: torch.Tensor, levels: int = 256, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def dequantize(x: torch.Tensor, levels: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Uniform dequantization of discrete data scaled to [0, 1].
 
     Data with ``levels`` discrete values is stored as ``k / (levels - 1)`` for

@@ -18,9 +18,7 @@ __all__ = ["check_data", "check_labels", "check_same_length", "check_unit_interv
 def _as_tensor(name: str, value) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         if value.dtype == object:
-            raise TypeError(
-                f"{name} is a numpy array of Python objects; pgen needs a numeric array"
-            )
+            raise TypeError(f"{name} is a numpy array of Python objects; pgen needs a numeric array")
         return torch.from_numpy(value)
     if torch.is_tensor(value):
         return value
@@ -73,9 +71,7 @@ def check_data(
         hint = ""
         if x[0].numel() == int(np.prod(event_shape)) and len(event_shape) == 1:
             hint = f"; flatten it with {name}.reshape(len({name}), -1)"
-        raise ValueError(
-            f"{name} has shape {tuple(x.shape)}, but the model expects (N, {expected}){hint}"
-        )
+        raise ValueError(f"{name} has shape {tuple(x.shape)}, but the model expects (N, {expected}){hint}")
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = ~finite

@@ -38,9 +38,7 @@ _CHUNK = 2**15  # samples x examples per batched pass
 def _max_plate_nesting(model, guide, args, kwargs) -> int:
     with poutine.block(), torch.random.fork_rng(devices=[]):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
-            *args, **kwargs
-        )
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
     dims = [
         frame.dim
         for trace in (model_trace, guide_trace)
@@ -112,9 +110,9 @@ def log_weights(
     try:
         with poutine.block():
             guide_trace = poutine.trace(particles(guide)).get_trace(x, **kwargs)
-            model_trace = poutine.trace(
-                poutine.replay(particles(model), trace=guide_trace)
-            ).get_trace(x, **kwargs)
+            model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(
+                x, **kwargs
+            )
     except (RuntimeError, ValueError) as error:
         raise ValueError(
             f"running the model and guide with {num_samples} samples in one batched pass "
@@ -220,24 +218,16 @@ def log_likelihood(
         if seed is not None:
             torch.manual_seed(check_int("seed", seed, minimum=0))
         nesting = None
-        for _, xb, yb in tqdm(
-            list(_batches(x, y, batch_size)), disable=not progress, desc="log p(x)"
-        ):
+        for _, xb, yb in tqdm(list(_batches(x, y, batch_size)), disable=not progress, desc="log p(x)"):
             kw = dict(model_kwargs or {})
             if nesting is None:
-                nesting = _max_plate_nesting(
-                    model, guide, (xb,), {**kw, **({} if yb is None else {"y": yb})}
-                )
-            log_w = _log_weight_chunks(
-                model, guide, xb, yb, num_samples, plate_name, model_kwargs, nesting
-            )
+                nesting = _max_plate_nesting(model, guide, (xb,), {**kw, **({} if yb is None else {"y": yb})})
+            log_w = _log_weight_chunks(model, guide, xb, yb, num_samples, plate_name, model_kwargs, nesting)
             estimates.append(torch.logsumexp(log_w, dim=0) - math.log(num_samples))
             if return_stderr:
                 w = torch.softmax(log_w, dim=0)
                 errors.append(
-                    torch.sqrt(
-                        torch.clamp(num_samples * (w**2).sum(0) - 1.0, min=0.0) / num_samples
-                    )
+                    torch.sqrt(torch.clamp(num_samples * (w**2).sum(0) - 1.0, min=0.0) / num_samples)
                 )
     estimates = torch.cat(estimates)
     return (estimates, torch.cat(errors)) if return_stderr else estimates
@@ -272,13 +262,11 @@ def elbo(
         for _, xb, yb in _batches(x, y, batch_size):
             kw = dict(model_kwargs or {})
             if nesting is None:
-                nesting = _max_plate_nesting(
-                    model, guide, (xb,), {**kw, **({} if yb is None else {"y": yb})}
-                )
+                nesting = _max_plate_nesting(model, guide, (xb,), {**kw, **({} if yb is None else {"y": yb})})
             out.append(
-                _log_weight_chunks(
-                    model, guide, xb, yb, num_samples, plate_name, model_kwargs, nesting
-                ).mean(0)
+                _log_weight_chunks(model, guide, xb, yb, num_samples, plate_name, model_kwargs, nesting).mean(
+                    0
+                )
             )
     return torch.cat(out)
 

@@ -214,8 +214,7 @@ class ImportanceWeightedELBO(_LossAndSurrogate, pyro.infer.ELBO):
             particle_dim = -log_w.dim()
         one_minus_alpha = 1.0 - self.alpha
         bound = (
-            torch.logsumexp(one_minus_alpha * log_w, dim=particle_dim)
-            - math.log(self.num_particles)
+            torch.logsumexp(one_minus_alpha * log_w, dim=particle_dim) - math.log(self.num_particles)
         ) / one_minus_alpha
         surrogate = -scale * bound.sum()
         return surrogate.detach(), surrogate
@@ -271,9 +270,7 @@ def _per_example_log_weights(model_trace, guide_trace):
     return _tensor(log_w), scales.pop()
 
 
-def make_objective(
-    objective="elbo", *, num_particles: int | None = None, alpha: float | None = None
-):
+def make_objective(objective="elbo", *, num_particles: int | None = None, alpha: float | None = None):
     """Build an objective from its name, or check and return an ELBO object.
 
     Args:
@@ -295,16 +292,11 @@ def make_objective(
         return objective
     if not isinstance(objective, str):
         raise TypeError(
-            f"objective must be a name in {OBJECTIVES} or a pyro.infer.ELBO, got "
-            f"{type(objective).__name__}"
+            f"objective must be a name in {OBJECTIVES} or a pyro.infer.ELBO, got {type(objective).__name__}"
         )
     name = check_choice("objective", objective, OBJECTIVES)
     default_particles = 5 if name in ("iwae", "renyi") else 1
-    k = (
-        default_particles
-        if num_particles is None
-        else check_int("num_particles", num_particles, minimum=1)
-    )
+    k = default_particles if num_particles is None else check_int("num_particles", num_particles, minimum=1)
     if alpha is not None and name != "renyi":
         raise ValueError(f"alpha applies to objective='renyi' only, not {name!r}")
     vectorize = k > 1

@@ -174,8 +174,7 @@ def _split_data(data, name: str):
     if isinstance(data, (tuple, list)):
         if not 1 <= len(data) <= 2:
             raise ValueError(
-                f"{name} must be x, or a pair (x, y); got a {type(data).__name__} of "
-                f"{len(data)} items"
+                f"{name} must be x, or a pair (x, y); got a {type(data).__name__} of {len(data)} items"
             )
         return data[0], (data[1] if len(data) == 2 else None)
     return data, None
@@ -247,8 +246,7 @@ def _make_optimizer(optimizer, params: list[torch.Tensor], lr: float) -> torch.o
             )
         return opt
     raise TypeError(
-        f"optimizer must be 'adam', 'adamw', 'sgd', 'rmsprop' or a callable, got "
-        f"{type(optimizer).__name__}"
+        f"optimizer must be 'adam', 'adamw', 'sgd', 'rmsprop' or a callable, got {type(optimizer).__name__}"
     )
 
 
@@ -295,9 +293,7 @@ def _site_problem(site) -> str | None:
         for pname in getattr(d, "arg_constraints", {}):
             bad = _count_nonfinite(d.__dict__.get(pname))
             if bad:
-                return (
-                    f"parameter {pname!r} of its {type(d).__name__} has {bad} non-finite value(s)"
-                )
+                return f"parameter {pname!r} of its {type(d).__name__} has {bad} non-finite value(s)"
     bad = _count_nonfinite(site["value"])
     if bad:
         return f"its value has {bad} non-finite entries"
@@ -328,9 +324,7 @@ def _diagnose(model, guide, args, kwargs, rng_state, named_params) -> str:
         torch.set_rng_state(rng_state)
         try:
             guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
-                *args, **kwargs
-            )
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
         except Exception as error:  # report whatever re-running the step raised
             return f"re-running the step raised {type(error).__name__}: {error}"
     for where, trace in (("guide", guide_trace), ("model", model_trace)):
@@ -412,9 +406,7 @@ class _State:
     losses: list = field(default_factory=list)
     step_times: list = field(default_factory=list)
     history: dict = field(
-        default_factory=lambda: {
-            k: [] for k in ("epoch", "step", "train_elbo", "val_elbo", "seconds")
-        }
+        default_factory=lambda: {k: [] for k in ("epoch", "step", "train_elbo", "val_elbo", "seconds")}
     )
     best_val: float | None = None
     best_epoch: int | None = None
@@ -440,9 +432,7 @@ class _Fit:
         self._scaled: dict = {}
         self._interrupted = False
         self.checkpoint_path: Path | None = None
-        self.ckpt_file = (
-            Path(opts["checkpoint_dir"]) / CHECKPOINT_NAME if opts["checkpoint_dir"] else None
-        )
+        self.ckpt_file = Path(opts["checkpoint_dir"]) / CHECKPOINT_NAME if opts["checkpoint_dir"] else None
 
     # -- model call plumbing
     def scaled(self, batch: int, n: int | None = None):
@@ -468,12 +458,8 @@ class _Fit:
         kwargs = self.call_kwargs(yb)
         with torch.random.fork_rng(devices=[]), pyro.validation_enabled(True):
             guide_trace = poutine.trace(self.guide).get_trace(xb, **kwargs)
-            model_trace = poutine.trace(poutine.replay(self.model, trace=guide_trace)).get_trace(
-                xb, **kwargs
-            )
-            self._check_plates(
-                prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
-            )
+            model_trace = poutine.trace(poutine.replay(self.model, trace=guide_trace)).get_trace(xb, **kwargs)
+            self._check_plates(prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace))
             model_s, guide_s = self.scaled(self.batch)
             # runs any lazy set-up of the objective (e.g. guessing max_plate_nesting)
             # here, where it cannot shift the training random numbers
@@ -648,18 +634,14 @@ class _Fit:
                 xb = vx[i : i + self.batch]
                 yb = None if vy is None else vy[i : i + self.batch]
                 model_s, guide_s = self.scaled(len(xb), n)
-                total += (
-                    self.objective.loss(model_s, guide_s, xb, **self.call_kwargs(yb)) * len(xb) / n
-                )
+                total += self.objective.loss(model_s, guide_s, xb, **self.call_kwargs(yb)) * len(xb) / n
         return -total / n
 
     # -- the loop
     def run(self, progress: bool) -> tuple[str, str]:
         o, s = self.o, self.state
         total = o["steps"] if o["steps"] is not None else o["epochs"] * self.batches_per_epoch
-        bar = tqdm(
-            total=total, initial=min(s.step, total), disable=not progress, desc="fit", unit="step"
-        )
+        bar = tqdm(total=total, initial=min(s.step, total), disable=not progress, desc="fit", unit="step")
         last_postfix = 0.0
         start = time.perf_counter()
         base_seconds = s.seconds
@@ -690,9 +672,7 @@ class _Fit:
                         if o["clip_norm"] is not None:
                             norm = torch.nn.utils.clip_grad_norm_(self.params, o["clip_norm"])
                             if not torch.isfinite(norm):
-                                return self._nonfinite(
-                                    "gradient norm non-finite", xb, yb, rng_before
-                                )
+                                return self._nonfinite("gradient norm non-finite", xb, yb, rng_before)
                         self.optimizer.step()
                         s.step_times.append(time.perf_counter() - t0)
                         s.losses.append(loss)
@@ -773,18 +753,12 @@ class _Fit:
         s = self.state
         if xb is not None:
             model_s, guide_s = self.scaled(len(xb))
-            site = _diagnose(
-                model_s, guide_s, (xb,), self.call_kwargs(yb), rng_before, self.named_params
-            )
+            site = _diagnose(model_s, guide_s, (xb,), self.call_kwargs(yb), rng_before, self.named_params)
         else:
             site = _diagnose(None, None, (), {}, None, self.named_params)
         with torch.no_grad():
             torch._foreach_copy_(self.params, self.epoch_snapshot)
-        kept = (
-            f"; the last checkpoint ({self.checkpoint_path}) is untouched"
-            if self.checkpoint_path
-            else ""
-        )
+        kept = f"; the last checkpoint ({self.checkpoint_path}) is untouched" if self.checkpoint_path else ""
         self.nonfinite_site = site
         message = (
             f"{what} at step {s.step} (epoch {s.epoch + 1}, minibatch {s.pos + 1}): {site}. "
@@ -796,11 +770,7 @@ class _Fit:
 
     def result(self, stop_reason: str, message: str) -> SVIResult:
         s = self.state
-        if (
-            self.o["patience"] is not None
-            and s.best_params is not None
-            and stop_reason != "nonfinite"
-        ):
+        if self.o["patience"] is not None and s.best_params is not None and stop_reason != "nonfinite":
             with torch.no_grad():
                 torch._foreach_copy_(self.params, s.best_params)
         history = {k: list(v) for k, v in s.history.items()}
@@ -848,9 +818,7 @@ def _sigint_sets_flag(fitter: _Fit):
     try:
         yield
     finally:
-        signal.signal(
-            signal.SIGINT, previous if previous is not None else signal.default_int_handler
-        )
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def fit(
@@ -953,9 +921,7 @@ def fit(
     if not callable(model) or not callable(guide):
         raise TypeError("model and guide must be callables, e.g. vae.model and vae.guide")
     if (epochs is None) == (steps is None):
-        raise ValueError(
-            f"give exactly one of epochs= or steps= (got epochs={epochs!r}, steps={steps!r})"
-        )
+        raise ValueError(f"give exactly one of epochs= or steps= (got epochs={epochs!r}, steps={steps!r})")
     epochs = None if epochs is None else check_int("epochs", epochs, minimum=1)
     steps = None if steps is None else check_int("steps", steps, minimum=1)
     batch_size = None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
@@ -984,9 +950,7 @@ def fit(
     val = None if val_data is None else _prepare(val_data, "val_data", owner)
     validate_data = getattr(owner, "validate_data", None)
     if validate_data is not None:
-        checked = (
-            x if transform is None else transform(x, generator=torch.Generator().manual_seed(0))
-        )
+        checked = x if transform is None else transform(x, generator=torch.Generator().manual_seed(0))
         validate_data(checked, y, name="data")
         if val is not None:
             validate_data(val[0], val[1], name="val_data")

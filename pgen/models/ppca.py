@@ -116,9 +116,7 @@ class PPCA(nn.Module):
             scale = F.softplus(self.inference.raw_scale) + 1e-4
             return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
-    def exact_guide(
-        self, x: torch.Tensor | None = None, *, y=None, n: int | None = None
-    ) -> torch.Tensor:
+    def exact_guide(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None) -> torch.Tensor:
         """The exact posterior p(z|x) (no parameters of its own)."""
         if x is None:
             raise ValueError("the guide needs x")

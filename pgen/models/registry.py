@@ -57,9 +57,7 @@ def get(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(
-            f"unknown model {name!r}; registered models: {', '.join(names())}"
-        ) from None
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(names())}") from None
 
 
 def spec_of(model: torch.nn.Module) -> ModelSpec:

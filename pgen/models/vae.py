@@ -156,9 +156,7 @@ class VAE(nn.Module):
         self.data_dim, self.latent_dim = data_dim, latent_dim
         self.likelihood, self.beta = likelihood, beta
         self.encoder = GaussianEncoder(data_dim, hidden, latent_dim, activation)
-        self.decoder = _Decoder(
-            latent_dim, tuple(reversed(hidden)), data_dim, activation, likelihood, sigma
-        )
+        self.decoder = _Decoder(latent_dim, tuple(reversed(hidden)), data_dim, activation, likelihood, sigma)
         self.register_buffer("_zero", torch.zeros(()), persistent=False)
 
     @property
@@ -274,8 +272,7 @@ class VAE(nn.Module):
         z_a, z_b = self.encode(x_a)[0], self.encode(x_b)[0]
         if z_a.shape != z_b.shape:
             raise ValueError(
-                f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} "
-                f"and {tuple(x_b.shape)}"
+                f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
             )
         t = torch.linspace(0.0, 1.0, steps, dtype=z_a.dtype)
         path = lerp if method == "linear" else slerp
@@ -291,9 +288,7 @@ class VAE(nn.Module):
             so that, drawn as an image grid, z1 grows to the right and z2 upwards.
         """
         if self.latent_dim != 2:
-            raise ValueError(
-                f"manifold needs latent_dim=2, this VAE has latent_dim={self.latent_dim}"
-            )
+            raise ValueError(f"manifold needs latent_dim=2, this VAE has latent_dim={self.latent_dim}")
         n = check_int("n", n, minimum=2)
         extent = check_float("extent", extent, positive=True)
         grid = torch.linspace(-extent, extent, n, dtype=self._zero.dtype)

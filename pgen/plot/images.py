@@ -33,9 +33,7 @@ def _image_shape(dim: int, image_shape) -> tuple[int, int]:
     if image_shape is not None:
         rows, cols = (int(s) for s in image_shape)
         if rows * cols != dim:
-            raise ValueError(
-                f"image_shape {tuple(image_shape)} holds {rows * cols} pixels, not {dim}"
-            )
+            raise ValueError(f"image_shape {tuple(image_shape)} holds {rows * cols} pixels, not {dim}")
         return rows, cols
     side = math.isqrt(dim)
     if side * side != dim:
@@ -67,9 +65,9 @@ def image_grid(images, *, nrow: int | None = None, image_shape=None, pad: int = 
     grid = np.full((n_rows * (rows + pad) - pad, per_row * (cols + pad) - pad), np.nan)
     for i, img in enumerate(a):
         r, c = divmod(i, per_row)
-        grid[
-            r * (rows + pad) : r * (rows + pad) + rows, c * (cols + pad) : c * (cols + pad) + cols
-        ] = img.reshape(rows, cols)
+        grid[r * (rows + pad) : r * (rows + pad) + rows, c * (cols + pad) : c * (cols + pad) + cols] = (
+            img.reshape(rows, cols)
+        )
     return grid
 
 
@@ -124,16 +122,12 @@ def plot_interpolation(path, *, ax=None, image_shape=None, title=None, cmap="gra
     if a.ndim == 2:
         a = a[None]
     if a.ndim != 3:
-        raise ValueError(
-            f"path must have shape (steps, pixels) or (m, steps, pixels), got {a.shape}"
-        )
+        raise ValueError(f"path must have shape (steps, pixels) or (m, steps, pixels), got {a.shape}")
     grid = image_grid(a.reshape(-1, a.shape[-1]), nrow=a.shape[1], image_shape=image_shape)
     return _show(ax, grid, title, cmap)
 
 
-def plot_latent_manifold(
-    grid, *, ax=None, extent: float = 3.0, image_shape=None, title=None, cmap="gray"
-):
+def plot_latent_manifold(grid, *, ax=None, extent: float = 3.0, image_shape=None, title=None, cmap="gray"):
     """Decoded images over a 2-D latent grid (``VAE.manifold``), ``(n, n, pixels)``.
 
     Tick labels give the z coordinates: z1 to the right, z2 upwards.
@@ -143,15 +137,11 @@ def plot_latent_manifold(
         raise ValueError(f"grid must have shape (n, n, pixels), got {a.shape}")
     n = a.shape[0]
     rows, cols = _image_shape(a.shape[2], image_shape)
-    ax = _show(
-        ax, image_grid(a.reshape(n * n, -1), nrow=n, image_shape=image_shape, pad=0), title, cmap
-    )
+    ax = _show(ax, image_grid(a.reshape(n * n, -1), nrow=n, image_shape=image_shape, pad=0), title, cmap)
     ticks = [0, n // 2, n - 1]
     values = np.linspace(-extent, extent, n)
     ax.set_xticks([t * cols + cols / 2 - 0.5 for t in ticks], [f"{values[t]:.1f}" for t in ticks])
-    ax.set_yticks(
-        [t * rows + rows / 2 - 0.5 for t in ticks], [f"{values[n - 1 - t]:.1f}" for t in ticks]
-    )
+    ax.set_yticks([t * rows + rows / 2 - 0.5 for t in ticks], [f"{values[n - 1 - t]:.1f}" for t in ticks])
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
     return ax

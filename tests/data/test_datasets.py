@@ -189,9 +189,7 @@ def test_validation_messages():
         check_data(bad)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         check_data(torch.zeros(5))
-    with pytest.raises(
-        ValueError, match=r"2 label\(s\) outside \[0, 9\]; the first is y\[1\] = 10"
-    ):
+    with pytest.raises(ValueError, match=r"2 label\(s\) outside \[0, 9\]; the first is y\[1\] = 10"):
         check_labels(torch.tensor([0, 10, 3, -1]), num_classes=10)
     with pytest.raises(ValueError, match="must be integers"):
         check_labels(torch.tensor([0.0, 1.0]))

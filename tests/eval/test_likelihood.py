@@ -34,9 +34,7 @@ def test_exact_posterior_gives_the_exact_likelihood_for_any_k(ppca_data):
     for k in (1, 50):
         estimate = log_likelihood(true.model, true.exact_guide, x[:100], num_samples=k)
         torch.testing.assert_close(estimate, exact, atol=2e-4, rtol=0)
-    torch.testing.assert_close(
-        elbo(true.model, true.exact_guide, x[:100]), exact, atol=2e-4, rtol=0
-    )
+    torch.testing.assert_close(elbo(true.model, true.exact_guide, x[:100]), exact, atol=2e-4, rtol=0)
 
 
 def test_importance_sampled_estimate_rises_to_the_exact_value_from_below(ppca_data):
@@ -50,10 +48,7 @@ def test_importance_sampled_estimate_rises_to_the_exact_value_from_below(ppca_da
     means, ses = {}, {}
     for k in (1, 10, 100, 1000):
         runs = torch.stack(
-            [
-                log_likelihood(true.model, guide, x, num_samples=k, seed=s).mean()
-                for s in range(reps)
-            ]
+            [log_likelihood(true.model, guide, x, num_samples=k, seed=s).mean() for s in range(reps)]
         )
         means[k], ses[k] = runs.mean().item(), runs.std().item() / math.sqrt(reps)
     gap = {k: exact - m for k, m in means.items()}

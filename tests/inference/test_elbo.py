@@ -62,16 +62,12 @@ def test_iwae_is_the_per_example_log_mean_exp_of_the_weights(ppca_data):
     for k, alpha in [(7, 0.0), (7, 0.5), (1, 0.0)]:
         objective = ImportanceWeightedELBO(num_particles=k, alpha=alpha)
         loss = _same_draws(lambda obj=objective: obj.loss(true.model, true.guide, batch))
-        log_w = _same_draws(
-            lambda k=k: pgen.eval.log_weights(true.model, true.guide, batch, num_samples=k)
-        )
+        log_w = _same_draws(lambda k=k: pgen.eval.log_weights(true.model, true.guide, batch, num_samples=k))
         expected = (torch.logsumexp((1 - alpha) * log_w, 0) - math.log(k)) / (1 - alpha)
         assert -loss == pytest.approx(expected.sum().item(), rel=1e-5)
     # K = 1 is the ELBO on the same draw
     elbo = _same_draws(lambda: ELBO().loss(true.model, true.guide, batch))
-    iwae1 = _same_draws(
-        lambda: ImportanceWeightedELBO(num_particles=1).loss(true.model, true.guide, batch)
-    )
+    iwae1 = _same_draws(lambda: ImportanceWeightedELBO(num_particles=1).loss(true.model, true.guide, batch))
     assert iwae1 == pytest.approx(elbo, rel=1e-6)
 
 

@@ -71,9 +71,7 @@ def test_epoch_train_elbo_estimates_the_full_data_value(ppca_data):
         lr=1e-12,
         progress=False,
     )
-    assert result.history["train_elbo"][0] == pytest.approx(
-        true.log_prob(x).mean().item(), abs=1e-4
-    )
+    assert result.history["train_elbo"][0] == pytest.approx(true.log_prob(x).mean().item(), abs=1e-4)
 
 
 def _interrupt_at(step):
@@ -104,9 +102,7 @@ def test_interrupted_and_resumed_run_repeats_the_uninterrupted_losses(digits, tm
 
     vae = tiny_vae(0)
     with pytest.raises(KeyboardInterrupt, match="checkpoint saved"):
-        pgen.fit(
-            vae.model, vae.guide, x, transform=_interrupt_at(5), checkpoint_dir=tmp_path, **common
-        )
+        pgen.fit(vae.model, vae.guide, x, transform=_interrupt_at(5), checkpoint_dir=tmp_path, **common)
     vae = tiny_vae(99)  # different initial weights: everything must come from the checkpoint
     resumed = pgen.fit(
         vae.model, vae.guide, x, transform=identity, checkpoint_dir=tmp_path, resume=True, **common
@@ -122,9 +118,7 @@ def test_resume_to_train_longer_equals_one_longer_run(digits, tmp_path):
     vae = tiny_vae(0)
     long = pgen.fit(vae.model, vae.guide, x, epochs=4, batch_size=64, progress=False)
     vae = tiny_vae(0)
-    pgen.fit(
-        vae.model, vae.guide, x, epochs=2, batch_size=64, progress=False, checkpoint_dir=tmp_path
-    )
+    pgen.fit(vae.model, vae.guide, x, epochs=2, batch_size=64, progress=False, checkpoint_dir=tmp_path)
     vae = tiny_vae(5)
     more = pgen.fit(
         vae.model,
@@ -145,9 +139,7 @@ def test_resume_mid_epoch_after_a_steps_budget(digits, tmp_path):
     vae = tiny_vae(0)
     straight = pgen.fit(vae.model, vae.guide, x, steps=10, batch_size=64, progress=False)
     vae = tiny_vae(0)
-    first = pgen.fit(
-        vae.model, vae.guide, x, steps=6, batch_size=64, progress=False, checkpoint_dir=tmp_path
-    )
+    first = pgen.fit(vae.model, vae.guide, x, steps=6, batch_size=64, progress=False, checkpoint_dir=tmp_path)
     assert first.history["partial"][-1] is True
     vae = tiny_vae(1)
     rest = pgen.fit(
@@ -166,9 +158,7 @@ def test_resume_mid_epoch_after_a_steps_budget(digits, tmp_path):
 def test_resume_refuses_changed_settings_and_missing_checkpoints(digits, tmp_path):
     x, _ = digits
     vae = tiny_vae(0)
-    pgen.fit(
-        vae.model, vae.guide, x, epochs=1, batch_size=64, progress=False, checkpoint_dir=tmp_path
-    )
+    pgen.fit(vae.model, vae.guide, x, epochs=1, batch_size=64, progress=False, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="batch_size: checkpoint 64, now 32"):
         pgen.fit(
             vae.model,
@@ -377,9 +367,7 @@ def test_dynamic_binarization_transform_trains_a_bernoulli_vae_on_grey_data():
         progress=False,
         transform=pgen.data.dynamic_binarize,
     )
-    assert np.isfinite(result.losses).all() and result.config["transform"].endswith(
-        "dynamic_binarize"
-    )
+    assert np.isfinite(result.losses).all() and result.config["transform"].endswith("dynamic_binarize")
 
 
 def test_minibatching_needs_the_data_plate():
@@ -510,3 +498,29 @@ def test_fit_returns_a_documented_result(digits, tmp_path):
     assert r.checkpoint_path == tmp_path / "checkpoint.pt" and r.checkpoint_path.exists()
     assert r.wall_time > 0 and r.steps_per_second == pytest.approx(8 / r.wall_time)
     assert r.stop_reason == "completed" and r.config["batch_size"] == 64
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_fit_follows_a_hand_written_loop_step_for_step(digits, jit):
+    # Same minibatches (the engine's shuffling generator), same noise (the global seed),
+    # same N/B scaling, same closed-form-KL loss, same fused Adam: the same losses.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from _baseline import vae_step
+
+    x, _ = digits
+    n = len(x)
+    vae = tiny_vae(0)
+    ours = pgen.fit(vae.model, vae.guide, x, steps=12, batch_size=64, objective="meanfield", jit=jit,
+                    progress=False, seed=4).losses
+    vae = tiny_vae(0)
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-3, fused=True)
+    shuffle = torch.Generator().manual_seed(4)
+    torch.manual_seed(4)
+    theirs = []
+    while len(theirs) < 12:
+        for idx in torch.randperm(n, generator=shuffle).split(64):
+            theirs.append(vae_step(vae.encoder, vae.decoder.net, opt, x[idx], n).item())
+    np.testing.assert_allclose(ours, theirs[:12], rtol=2e-5)

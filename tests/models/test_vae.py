@@ -73,9 +73,7 @@ def test_slerp_keeps_the_norm_and_moves_at_constant_angular_speed():
     t = torch.linspace(0, 1, 9)[:, None]
     path = slerp(a, b, t)
     torch.testing.assert_close(path.norm(dim=1), a.norm().expand(9))
-    angles = torch.arccos(
-        torch.nn.functional.cosine_similarity(path, a.expand(9, 5), dim=1).clamp(-1, 1)
-    )
+    angles = torch.arccos(torch.nn.functional.cosine_similarity(path, a.expand(9, 5), dim=1).clamp(-1, 1))
     torch.testing.assert_close(angles, angles[-1] * t.squeeze(1), atol=1e-4, rtol=0)
     torch.testing.assert_close(slerp(a, 2 * a, t), lerp(a, 2 * a, t))  # parallel: linear
 

@@ -1,0 +1,185 @@
+"""The pgen command: every path on tiny settings, with checks on what it writes."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pgen
+from pgen import runs
+from pgen.cli import main
+
+TINY = ["--data", "digits", "--hidden", "32", "--latent-dim", "2", "--batch-size", "256", "--no-progress"]
+
+
+def _train(out, *extra):
+    return main(["train", "vae", *TINY, "--out", str(out), *extra])
+
+
+def test_train_writes_a_complete_reproducible_run(tmp_path, capsys):
+    assert _train(tmp_path / "run", "--epochs", "2") == 0
+    assert "trained 14 steps (2 full epochs)" in capsys.readouterr().out
+    run = tmp_path / "run"
+    for name in (
+        "config.json",
+        "checkpoint.pt",
+        "model.pt",
+        "history.json",
+        "training.png",
+        "samples.png",
+        "reconstructions.png",
+        "interpolation.png",
+        "latent.png",
+        "manifold.png",
+    ):
+        assert (run / name).is_file(), name
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"] == "vae" and cfg["data"]["binarize"] == "threshold"
+    assert cfg["model_args"] == {
+        "latent_dim": 2,
+        "hidden": [32],
+        "likelihood": "bernoulli",
+        "sigma": "learned",
+        "beta": 1.0,
+        "activation": "relu",
+    }
+    assert cfg["fit"]["epochs"] == 2 and cfg["fit"]["batch_size"] == 256
+    model = pgen.io.load_model(run / "model.pt")
+    assert model.config == {"data_dim": 64, **cfg["model_args"]}
+    # the run folder reproduces in Python from config.json alone
+    x, _, _ = runs.load_data(cfg["data"], "train")
+    import torch
+
+    torch.manual_seed(cfg["fit"]["seed"])
+    again = pgen.models.VAE(64, **cfg["model_args"])
+    result = pgen.fit(again.model, again.guide, x, progress=False, **cfg["fit"])
+    history = json.loads((run / "history.json").read_text())
+    assert result.history["train_elbo"] == history["train_elbo"]
+
+
+def test_resume_continues_exactly(tmp_path):
+    assert _train(tmp_path / "straight", "--epochs", "3") == 0
+    assert _train(tmp_path / "split", "--epochs", "1") == 0
+    assert main(["train", "--resume", str(tmp_path / "split"), "--epochs", "3", "--no-progress"]) == 0
+    straight = json.loads((tmp_path / "straight" / "history.json").read_text())
+    split = json.loads((tmp_path / "split" / "history.json").read_text())
+    assert split["epoch"] == [1, 2, 3]
+    assert split["train_elbo"] == straight["train_elbo"]
+
+
+def test_sample_and_evaluate(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, "--epochs", "2") == 0
+    assert main(["sample", str(run), "-n", "9", "--seed", "1"]) == 0
+    samples = np.load(run / "samples.npz")["samples"]
+    assert samples.shape == (9, 64) and samples.min() >= 0 and samples.max() <= 1
+    assert main(["evaluate", str(run), "--num-samples", "50", "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n"] == 179 and metrics["dims"] == 64 and metrics["num_samples"] == 50
+    assert metrics["log_likelihood"] > metrics["elbo"]  # the IWAE bound is tighter
+    assert metrics["bits_per_dim"] == pytest.approx(metrics["nll"] / (64 * math.log(2)))
+    assert "IS log-likelihood (K=50)" in capsys.readouterr().out
+
+
+def test_toy_data_with_a_gaussian_vae(tmp_path):
+    run = tmp_path / "moons"
+    argv = [
+        "train",
+        "vae",
+        "--data",
+        "moons",
+        "--likelihood",
+        "gaussian",
+        "--sigma",
+        "learned",
+        "--latent-dim",
+        "2",
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--n",
+        "300",
+        "--no-progress",
+        "--out",
+        str(run),
+    ]
+    assert main(argv) == 0
+    assert (run / "samples.png").is_file() and not (run / "manifold.png").exists()
+    assert main(["evaluate", str(run), "--num-samples", "20", "--no-progress"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["bits_per_dim"] is None
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "vae", "--latent-dim", "0", "--epochs", "1"], "latent_dim must be an integer >= 1, got 0"),
+        (["train"], "name a model to train"),
+        (["train", "--resume", "{tmp}/nothing"], "is not a pgen run folder"),
+        (["evaluate", "{tmp}"], "is not a pgen run folder"),
+        (
+            ["train", "vae", "--data", "moons", "--binarize", "static", "--epochs", "1"],
+            "applies to image data",
+        ),
+        (["train", "vae", "--epochs", "1", "--patience", "2"], "patience needs val_data"),
+        (["train", "vae", "--data", "mnist", "--epochs", "1"], "needs path="),
+    ],
+)
+def test_errors_are_reported_plainly(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[:2] == ["train", "vae"]:
+        argv += ["--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pgen: error:") and message in err
+
+
+def test_a_run_folder_is_never_overwritten(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, "--epochs", "1") == 0
+    before = (run / "model.pt").read_bytes()
+    assert _train(run, "--epochs", "1") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "model.pt").read_bytes() == before
+    (run / "model.pt").unlink()
+    assert main(["sample", str(run)]) == 2
+    assert "has no trained model" in capsys.readouterr().err
+
+
+def test_demo_on_small_settings_is_repeatable(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = [
+        "demo",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--latent2d-epochs",
+        "1",
+        "--num-samples",
+        "20",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    assert (out / "latent2d" / "manifold.png").is_file() and (out / "samples.png").is_file()
+    assert main(argv) == 0  # runs again over its own folder
+    assert json.loads((out / "metrics.json").read_text())["log_likelihood"] == first["log_likelihood"]
+    assert "IS log-likelihood (K=20)" in capsys.readouterr().out
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    assert main([*argv[:-3], "--out", str(other), "--no-progress"]) == 2
+    assert (other / "notes.txt").read_text() == "keep"
+
+
+def test_the_console_script_is_installed():
+    script = Path(sys.executable).parent / "pgen"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"pgen {pgen.__version__}"
