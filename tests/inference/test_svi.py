@@ -513,8 +513,17 @@ def test_fit_follows_a_hand_written_loop_step_for_step(digits, jit):
     x, _ = digits
     n = len(x)
     vae = tiny_vae(0)
-    ours = pgen.fit(vae.model, vae.guide, x, steps=12, batch_size=64, objective="meanfield", jit=jit,
-                    progress=False, seed=4).losses
+    ours = pgen.fit(
+        vae.model,
+        vae.guide,
+        x,
+        steps=12,
+        batch_size=64,
+        objective="meanfield",
+        jit=jit,
+        progress=False,
+        seed=4,
+    ).losses
     vae = tiny_vae(0)
     opt = torch.optim.Adam(vae.parameters(), lr=1e-3, fused=True)
     shuffle = torch.Generator().manual_seed(4)
