@@ -179,7 +179,7 @@ def train(
                 f"{run_dir} already holds a run; continue it with `pgen train --resume "
                 f"{run_dir}` or choose another --out"
             )
-        registry.get(model)
+        registry.get(model)  # an unknown model name fails here, before anything is written
         cfg = {
             "pgen_version": __version__,
             "model": model,
