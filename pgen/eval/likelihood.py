@@ -171,6 +171,27 @@ def _log_weight_chunks(model, guide, xb, yb, num_samples, plate_name, model_kwar
     return torch.cat(parts, dim=0)
 
 
+def _batched_log_weights(
+    model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, progress
+):
+    """Check the arguments, then yield the ``(num_samples, batch)`` log-weights of each
+    batch of examples, drawn with ``seed`` without touching the global random state."""
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    x, y = _prepare(x, y)
+    kwargs = dict(model_kwargs or {})
+    with torch.random.fork_rng(devices=[], enabled=seed is not None), torch.no_grad():
+        if seed is not None:
+            torch.manual_seed(check_int("seed", seed, minimum=0))
+        nesting = None
+        for _, xb, yb in tqdm(list(_batches(x, y, batch_size)), disable=not progress, desc="log p(x)"):
+            if nesting is None:
+                nesting = _max_plate_nesting(
+                    model, guide, (xb,), kwargs if yb is None else {**kwargs, "y": yb}
+                )
+            yield _log_weight_chunks(model, guide, xb, yb, num_samples, plate_name, model_kwargs, nesting)
+
+
 def log_likelihood(
     model,
     guide,
@@ -210,25 +231,15 @@ def log_likelihood(
         >>> ll = pgen.eval.log_likelihood(vae.model, vae.guide, x_test, num_samples=1000)
         >>> ll.mean()
     """
-    num_samples = check_int("num_samples", num_samples, minimum=1)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    x, y = _prepare(x, y)
     estimates, errors = [], []
-    with torch.random.fork_rng(devices=[], enabled=seed is not None), torch.no_grad():
-        if seed is not None:
-            torch.manual_seed(check_int("seed", seed, minimum=0))
-        nesting = None
-        for _, xb, yb in tqdm(list(_batches(x, y, batch_size)), disable=not progress, desc="log p(x)"):
-            kw = dict(model_kwargs or {})
-            if nesting is None:
-                nesting = _max_plate_nesting(model, guide, (xb,), {**kw, **({} if yb is None else {"y": yb})})
-            log_w = _log_weight_chunks(model, guide, xb, yb, num_samples, plate_name, model_kwargs, nesting)
-            estimates.append(torch.logsumexp(log_w, dim=0) - math.log(num_samples))
-            if return_stderr:
-                w = torch.softmax(log_w, dim=0)
-                errors.append(
-                    torch.sqrt(torch.clamp(num_samples * (w**2).sum(0) - 1.0, min=0.0) / num_samples)
-                )
+    for log_w in _batched_log_weights(
+        model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, progress
+    ):
+        estimates.append(torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0]))
+        if return_stderr:
+            w = torch.softmax(log_w, dim=0)
+            k = log_w.shape[0]
+            errors.append(torch.sqrt(torch.clamp(k * (w**2).sum(0) - 1.0, min=0.0) / k))
     estimates = torch.cat(estimates)
     return (estimates, torch.cat(errors)) if return_stderr else estimates
 
@@ -251,24 +262,10 @@ def elbo(
     Returns:
         Tensor ``(N,)`` in nats.
     """
-    num_samples = check_int("num_samples", num_samples, minimum=1)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    x, y = _prepare(x, y)
-    out = []
-    with torch.random.fork_rng(devices=[], enabled=seed is not None), torch.no_grad():
-        if seed is not None:
-            torch.manual_seed(check_int("seed", seed, minimum=0))
-        nesting = None
-        for _, xb, yb in _batches(x, y, batch_size):
-            kw = dict(model_kwargs or {})
-            if nesting is None:
-                nesting = _max_plate_nesting(model, guide, (xb,), {**kw, **({} if yb is None else {"y": yb})})
-            out.append(
-                _log_weight_chunks(model, guide, xb, yb, num_samples, plate_name, model_kwargs, nesting).mean(
-                    0
-                )
-            )
-    return torch.cat(out)
+    batches = _batched_log_weights(
+        model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, False
+    )
+    return torch.cat([log_w.mean(0) for log_w in batches])
 
 
 def bits_per_dim(nll, dims: int, levels: int | None = None):

@@ -775,7 +775,7 @@ class _Fit:
         )
         return "nonfinite", message
 
-    def result(self, stop_reason: str, message: str) -> SVIResult:
+    def result(self, stop_reason: str, message: str, param_state: dict) -> SVIResult:
         s = self.state
         if self.o["patience"] is not None and s.best_params is not None and stop_reason != "nonfinite":
             with torch.no_grad():
@@ -806,6 +806,7 @@ class _Fit:
             best_val_elbo=s.best_val if self.o["patience"] is not None else None,
             step_times=np.asarray(s.step_times, dtype=np.float64),
             config=dict(self.o["config"]),
+            param_state=param_state,
         )
 
 
@@ -990,22 +991,14 @@ def fit(
         "n_val": None if val is None else len(val[0]),
         "val_sha1": None if val is None else _sha1(*val),
     }
+    # what the engine uses: the recorded settings, with the objects the record only names
     opts = {
-        "batch_size": batch_size,
-        "lr": lr,
+        **config,
         "optimizer": optimizer,
-        "clip_norm": clip_norm,
-        "seed": seed,
-        "checkpoint_dir": checkpoint_dir,
-        "checkpoint_every": checkpoint_every,
-        "patience": patience,
         "transform": transform,
         "model_kwargs": model_kwargs,
-        "shuffle": bool(shuffle),
-        "plate_name": plate_name,
-        "jit": bool(jit),
-        "epochs": epochs,
-        "steps": steps,
+        "checkpoint_dir": checkpoint_dir,
+        "checkpoint_every": checkpoint_every,
         "config": config,
     }
     pyro.set_rng_seed(seed)
@@ -1016,8 +1009,8 @@ def fit(
             fitter.resume()
         with _sigint_sets_flag(fitter):
             stop_reason, message = fitter.run(progress)
-        result = fitter.result(stop_reason, message)
-    result = SVIResult(**{**result.__dict__, "param_state": param_state})
+        # the scope fills param_state in place when it closes
+        result = fitter.result(stop_reason, message, param_state)
     if stop_reason == "nonfinite":
         if on_nonfinite == "raise":
             raise NonFiniteLossError(

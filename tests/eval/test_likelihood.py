@@ -38,19 +38,23 @@ def test_exact_posterior_gives_the_exact_likelihood_for_any_k(ppca_data):
 
 
 def test_importance_sampled_estimate_rises_to_the_exact_value_from_below(ppca_data):
-    # E[log p_K] increases with K and is <= log p(x); its bias is about
-    # Var(w) / (2 K E[w]^2) (the delta method), so it shrinks like 1/K.
+    # E[log p_K] increases with K and is <= log p(x). For large K the delta method gives
+    # its bias: Var(w) / (2 K E[w]^2) = stderr^2 / 2, with the stderr log_likelihood reports.
     x, true = ppca_data
     x = x[:40]
     guide = _meanfield_guide_of(true)
     exact = true.log_prob(x).mean().item()
     reps = 20
-    means, ses = {}, {}
+    means, ses, predicted = {}, {}, {}
     for k in (1, 10, 100, 1000):
-        runs = torch.stack(
-            [log_likelihood(true.model, guide, x, num_samples=k, seed=s).mean() for s in range(reps)]
-        )
+        runs, bias = [], []
+        for s in range(reps):
+            ll, stderr = log_likelihood(true.model, guide, x, num_samples=k, seed=s, return_stderr=True)
+            runs.append(ll.mean())
+            bias.append((stderr**2 / 2).mean())
+        runs = torch.stack(runs)
         means[k], ses[k] = runs.mean().item(), runs.std().item() / math.sqrt(reps)
+        predicted[k] = torch.stack(bias).mean().item()
     gap = {k: exact - m for k, m in means.items()}
     assert gap[1] > 0.05  # the proposal is imperfect: the ELBO is visibly below log p(x)
     for k in means:
@@ -59,7 +63,8 @@ def test_importance_sampled_estimate_rises_to_the_exact_value_from_below(ppca_da
     for k_small, k_big in zip(ks, ks[1:], strict=False):
         assert means[k_big] - means[k_small] > -3 * math.hypot(ses[k_small], ses[k_big])
         assert gap[k_big] < gap[k_small]
-    assert gap[1000] < gap[1] / 50 + 3 * ses[1000]
+    for k in (10, 100, 1000):
+        assert abs(gap[k] - predicted[k]) < 3 * ses[k]
 
 
 def test_reported_standard_error_matches_the_spread_across_seeds(ppca_data):
@@ -70,8 +75,9 @@ def test_reported_standard_error_matches_the_spread_across_seeds(ppca_data):
     spread = torch.stack(
         [log_likelihood(true.model, guide, one, num_samples=500, seed=s) for s in range(1, 61)]
     ).std()
-    # a standard deviation estimated from 60 draws is within ~30% of the truth
-    assert 0.6 < (spread / se).item() < 1.5
+    # a standard deviation estimated from 60 draws has a relative error of about
+    # 1/sqrt(2 * 59) = 9%: four of those is +-37%
+    assert 0.63 < (spread / se).item() < 1.37
 
 
 def test_elbo_is_below_the_likelihood_estimate(digits):
