@@ -1,0 +1,280 @@
+r"""The potential energy of a Pyro model over one flat unconstrained vector.
+
+Hamiltonian Monte Carlo samples :math:`z \in \mathbb{R}^D`, the model's continuous
+latent sites mapped to unconstrained space by :math:`x = T(z)` (``biject_to`` of each
+site's support) and laid end to end. Its target is
+
+.. math::
+    U(z) = -\log p(\text{data}, T(z)) - \log\lvert\det J_T(z)\rvert .
+
+:class:`Potential` traces the model once to find the sites, their transforms and
+shapes, and then evaluates :math:`U` and :math:`\nabla U` either eagerly (the model's
+Python code runs at every call) or compiled: with ``jit=True`` the function
+:math:`z \mapsto (U(z), \nabla U(z))` is traced once, forward and backward together,
+into a graph of tensor operations (``make_fx`` of ``torch.func.grad_and_value``), which
+TorchScript then runs without Pyro's or autograd's per-call Python overhead. Measured
+on Bayesian logistic regression (569 x 30, one thread): 0.77 ms per gradient eagerly,
+0.12 ms compiled. A compiled potential is checked against the eager one at two points
+before it is used; a model whose structure depends on its values (or that draws its
+own random numbers) fails that check and falls back to eager evaluation with a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.distributions.util import scale_and_mask
+from pyro.poutine.subsample_messenger import _Subsample
+from torch.distributions import biject_to
+
+__all__ = ["Potential", "SiteLayout", "model_error"]
+
+
+@dataclass(frozen=True)
+class SiteLayout:
+    """Where one latent site lives in the flat vector.
+
+    Attributes:
+        name: the Pyro site name.
+        shape: the site's constrained shape.
+        unconstrained_shape: its shape after the inverse transform (differs for
+            e.g. simplex-valued sites).
+        offset: first index in the flat vector.
+        size: number of flat coordinates.
+        transform: maps unconstrained values to the site's support.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    unconstrained_shape: tuple[int, ...]
+    offset: int
+    size: int
+    transform: torch.distributions.Transform
+
+
+def model_error(error: Exception, what: str = "the model") -> TypeError:
+    """A clear error for a model that cannot be called with the arguments given."""
+    return TypeError(
+        f"calling {what} with the arguments given failed: {type(error).__name__}: {error}. "
+        "The arguments after the model are passed on as model(*args, **kwargs); check that "
+        "they match the model's signature"
+    )
+
+
+def _is_latent(site) -> bool:
+    return site["type"] == "sample" and not site["is_observed"] and not isinstance(site["fn"], _Subsample)
+
+
+def _log_joint(trace) -> torch.Tensor:
+    """Sum of the (scaled, masked) log-densities of every sample site in ``trace``."""
+    total = 0.0
+    for site in trace.nodes.values():
+        if site["type"] == "sample" and not isinstance(site["fn"], _Subsample):
+            lp = site["fn"].log_prob(site["value"])
+            total = total + scale_and_mask(lp, site["scale"], site["mask"]).sum()
+    return torch.as_tensor(total)
+
+
+class Potential:
+    """:math:`U(z)` and :math:`\\nabla U(z)` of ``model(*args, **kwargs)``.
+
+    Args:
+        model: a Pyro model whose latent sites are all continuous.
+        args, kwargs: the model's arguments (the data), fixed for the potential's life.
+        jit: compile value-and-gradient into one graph (see the module docstring).
+
+    Raises:
+        TypeError: the model cannot be called with ``args``/``kwargs``.
+        ValueError: the model has discrete latent sites, no latent sites, or a plate
+            that subsamples the data.
+    """
+
+    def __init__(
+        self, model: Callable, args: tuple = (), kwargs: Mapping | None = None, *, jit: bool = False
+    ):
+        self.model = model
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        with torch.random.fork_rng(devices=[]), pyro.validation_enabled(True):
+            try:
+                trace = poutine.trace(model).get_trace(*self.args, **self.kwargs)
+            except (TypeError, IndexError, RuntimeError) as error:
+                raise model_error(error) from error
+        self.prototype = trace
+        self._check_sites(trace)
+        layout, offset = [], 0
+        for name, site in trace.nodes.items():
+            if not _is_latent(site):
+                continue
+            transform = biject_to(site["fn"].support)
+            value = site["value"].detach()
+            u = transform.inv(value)
+            layout.append(SiteLayout(name, tuple(value.shape), tuple(u.shape), offset, u.numel(), transform))
+            offset += u.numel()
+        self.layout: list[SiteLayout] = layout
+        self.dim = offset
+        self.dtype = layout[0].transform.inv(trace.nodes[layout[0].name]["value"]).dtype
+        self.device = trace.nodes[layout[0].name]["value"].device
+        self.observed = {
+            name: site["value"].detach()
+            for name, site in trace.nodes.items()
+            if site["type"] == "sample" and site["is_observed"]
+        }
+        self.compiled = None
+        self.jit_error: str | None = None
+        if jit:
+            self._compile()
+        self.num_evaluations = 0
+
+    # -- structure
+    def _check_sites(self, trace) -> None:
+        discrete = [
+            f"{name!r} ({type(site['fn']).__name__})"
+            for name, site in trace.nodes.items()
+            if _is_latent(site) and site["fn"].support.is_discrete
+        ]
+        if discrete:
+            raise ValueError(
+                f"the model has discrete latent site(s) {', '.join(discrete)}; HMC and NUTS need "
+                "every latent site to be continuous. Sum discrete latents out "
+                "(e.g. a mixture's assignments with MixtureSameFamily or enumeration), observe "
+                "them, or use a kernel for discrete variables"
+            )
+        subsampled = [
+            f"{name!r} (size {site['fn'].size}, subsample {len(site['value'])})"
+            for name, site in trace.nodes.items()
+            if site["type"] == "sample"
+            and isinstance(site["fn"], _Subsample)
+            and len(site["value"]) < site["fn"].size
+        ]
+        if subsampled:
+            raise ValueError(
+                f"plate(s) {', '.join(subsampled)} subsample the data; MCMC needs the full "
+                "likelihood at every step. Remove subsample_size"
+            )
+        if not any(_is_latent(site) for site in trace.nodes.values()):
+            raise ValueError("the model has no latent sample sites: there is nothing to sample")
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.layout]
+
+    @property
+    def transforms(self) -> dict[str, torch.distributions.Transform]:
+        return {s.name: s.transform for s in self.layout}
+
+    def unflatten(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Flat unconstrained ``(..., D)`` -> ``{site: unconstrained (..., *shape)}``."""
+        batch = z.shape[:-1]
+        return {
+            s.name: z[..., s.offset : s.offset + s.size].reshape(tuple(batch) + s.unconstrained_shape)
+            for s in self.layout
+        }
+
+    def flatten(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``{site: unconstrained value}`` -> flat ``(D,)``."""
+        return torch.cat([params[s.name].reshape(-1) for s in self.layout])
+
+    def constrain(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Flat unconstrained ``(..., D)`` -> ``{site: constrained value (..., *shape)}``."""
+        return {name: self.transforms[name](u) for name, u in self.unflatten(z).items()}
+
+    def unconstrain(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``{site: constrained value}`` -> flat unconstrained ``(D,)``."""
+        parts = []
+        for s in self.layout:
+            value = torch.as_tensor(values[s.name], dtype=self.dtype, device=self.device)
+            if tuple(value.shape) != s.shape:
+                raise ValueError(
+                    f"the value for site {s.name!r} has shape {tuple(value.shape)}; the model's "
+                    f"site has shape {s.shape}"
+                )
+            parts.append(s.transform.inv(value).reshape(-1))
+        return torch.cat(parts)
+
+    # -- evaluation
+    def log_density(self, z: torch.Tensor) -> torch.Tensor:
+        """:math:`-U(z)` for a flat unconstrained ``z`` (differentiable)."""
+        values, log_det = {}, 0.0
+        for s in self.layout:
+            u = z[s.offset : s.offset + s.size].reshape(s.unconstrained_shape)
+            x = s.transform(u)
+            values[s.name] = x
+            log_det = log_det + s.transform.log_abs_det_jacobian(u, x).sum()
+        trace = poutine.trace(poutine.condition(self.model, data=values)).get_trace(*self.args, **self.kwargs)
+        return _log_joint(trace) + log_det
+
+    def _eager(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            z = z.detach().requires_grad_(True)
+            u = -self.log_density(z)
+            (grad,) = torch.autograd.grad(u, z)
+        return u.detach(), grad
+
+    def _compile(self) -> None:
+        from torch.func import grad_and_value
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        def value_and_grad(z):
+            grad, value = grad_and_value(lambda v: -self.log_density(v))(z)
+            return value, grad
+
+        z0 = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        try:
+            with pyro.validation_enabled(False), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graph = make_fx(value_and_grad)(z0)
+                graph.graph.eliminate_dead_code()
+                graph.recompile()
+                with torch.no_grad():
+                    compiled = torch.jit.freeze(torch.jit.trace(graph, (z0,), check_trace=False).eval())
+            # the compiled graph must agree with the model at points it was not traced at
+            gen = torch.Generator().manual_seed(12345)
+            for scale in (0.5, 1.5):
+                z = (scale * torch.randn(self.dim, generator=gen)).to(self.dtype).to(self.device)
+                u_e, g_e = self._eager(z)
+                with torch.no_grad():
+                    u_c, g_c = compiled(z)
+                tol = 1e-4 if self.dtype == torch.float32 else 1e-8
+                close = torch.allclose(
+                    u_c, u_e, rtol=tol, atol=tol * (1 + abs(float(u_e)))
+                ) and torch.allclose(g_c, g_e, rtol=10 * tol, atol=10 * tol * (1 + float(g_e.abs().max())))
+                if not (math.isfinite(float(u_e)) and close):
+                    raise RuntimeError(
+                        f"the compiled potential differs from the model at a test point "
+                        f"(U {float(u_c):.6g} vs {float(u_e):.6g})"
+                    )
+        except Exception as error:  # any failure to compile means: run eagerly
+            self.jit_error = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                "jit=True: the model's potential could not be compiled, so it runs eagerly "
+                f"(slower, same results). Reason: {self.jit_error}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+        self.compiled = compiled
+
+    def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(U(z), grad U(z))`` for a flat ``z`` of the potential's dtype and device."""
+        self.num_evaluations += 1
+        if self.compiled is not None:
+            with torch.no_grad():
+                return self.compiled(z)
+        return self._eager(z)
+
+    def numpy_value_and_grad(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        """The same for a float64 numpy vector: the form the samplers use."""
+        u, g = self.value_and_grad(torch.from_numpy(z).to(dtype=self.dtype, device=self.device))
+        u = float(u)
+        g = g.detach().to("cpu", torch.float64).numpy()
+        if not math.isfinite(u):
+            u = math.inf
+        return u, g
