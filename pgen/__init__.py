@@ -8,9 +8,23 @@ estimators (:mod:`pgen.eval`). Subpackages: ``pgen.data``, ``pgen.models``,
 __version__ = "0.1.0"
 
 from . import data, eval, inference, io, models  # noqa: E402
-from .inference import SVIResult, fit  # noqa: E402
+from .inference import Comparison, MCMCResult, SVIResult, compare, fit, sample  # noqa: E402
 
-__all__ = ["fit", "SVIResult", "data", "models", "inference", "eval", "io", "plot", "__version__"]
+__all__ = [
+    "fit",
+    "SVIResult",
+    "sample",
+    "MCMCResult",
+    "compare",
+    "Comparison",
+    "data",
+    "models",
+    "inference",
+    "eval",
+    "io",
+    "plot",
+    "__version__",
+]
 
 
 def __getattr__(name):

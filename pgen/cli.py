@@ -157,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=100)
     evaluate.add_argument("--no-progress", action="store_true")
 
+    from .models.bayes import PROBLEMS
+
+    cmp = commands.add_parser("compare", help="VI vs MCMC on one Bayesian model, against a reference")
+    cmp.add_argument("problem", choices=PROBLEMS, help="the model and its data")
+    cmp.add_argument("--methods", default="nuts,meanfield,fullrank,flow", help="comma-separated")
+    cmp.add_argument(
+        "--reference", default=None, help="nuts or exact (default: exact where known, else nuts)"
+    )
+    cmp.add_argument("--out", help="folder for the tables and figures (default runs/compare-PROBLEM)")
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--chains", type=int, default=4)
+    cmp.add_argument("--warmup", type=int, default=500)
+    cmp.add_argument("--draws", type=int, default=1000)
+    cmp.add_argument("--steps", type=int, default=3000, help="SVI steps per guide")
+    cmp.add_argument("--reference-draws", type=int, default=2500, help="draws per chain of a NUTS reference")
+    cmp.add_argument("--no-progress", action="store_true")
+
     demo = commands.add_parser("demo", help="the main job: a VAE on real MNIST digits, end to end")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--data", default="mnist5k", choices=["mnist5k", "digits"])
@@ -259,6 +276,47 @@ def _demo(args) -> None:
     print(f"figures and metrics.json in {args.out} (2-D latent space in {args.out}/latent2d)")
 
 
+def _compare(args) -> None:
+    from pathlib import Path
+
+    from . import plot
+    from .inference.compare import compare
+    from .models.bayes import problem
+
+    pr = problem(args.problem, seed=args.seed)
+    reference = args.reference or ("exact" if pr.exact is not None else "nuts")
+    out = Path(args.out or f"runs/compare-{args.problem}")
+    out.mkdir(parents=True, exist_ok=True)
+    result = compare(
+        pr.model,
+        *pr.args,
+        methods=args.methods,
+        reference=reference,
+        seed=args.seed,
+        exact=pr.exact,
+        chains=args.chains,
+        warmup=args.warmup,
+        draws=args.draws,
+        steps=args.steps,
+        reference_options={"draws": args.reference_draws},
+        progress=not args.no_progress,
+        **pr.kwargs,
+    )
+    result.to_csv(out / "table.csv")
+    (out / "table.md").write_text(
+        f"{pr.description}; reference: {result.reference}\n\n{result.to_markdown()}\n"
+    )
+    plot.save(plot.plot_marginals(result), out / "marginals.png")
+    if len(result.draws["reference"]) >= 2:
+        plot.save(plot.plot_pair(result), out / "pairs.png")
+    plot.save(plot.plot_error_vs_time(result), out / "error_vs_time.png")
+    print(f"{pr.description}; reference: {result.reference}")
+    print(result.to_markdown())
+    for method, error in result.errors.items():
+        print(f"{method} failed: {error}")
+    print(f"tables (table.csv, table_parameters.csv, table.md) and figures in {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
@@ -290,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             _print_metrics(metrics)
             print(f"written to {args.run}/metrics.json")
             print(json.dumps(metrics, indent=2))
+        elif args.command == "compare":
+            _compare(args)
         elif args.command == "demo":
             _demo(args)
     except KeyboardInterrupt as stop:

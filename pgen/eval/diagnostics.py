@@ -281,7 +281,8 @@ def psis(log_ratios) -> PSISResult:
         new = np.log(_gpd_quantile(p, xi, sigma) + np.exp(cutoff))
         smoothed[tail_idx[positive]] = np.minimum(new, 0.0)  # never above the largest raw ratio
     else:
-        xi = float("nan")
+        # the tail underflows next to the largest ratio: a few draws carry all the weight
+        xi = float("inf")
     smoothed -= special.logsumexp(smoothed)
     ess = 1.0 / float(np.exp(special.logsumexp(2 * smoothed)))
     return PSISResult(log_weights=smoothed, khat=float(xi), tail_size=tail, ess=ess, threshold=threshold)

@@ -328,23 +328,31 @@ def _constrain(params: dict[str, np.ndarray], transforms: dict) -> dict[str, np.
     return out
 
 
-def _pointwise(model, samples, args, kwargs, observed: list[str], *, predictive: bool, seed: int):
-    """Per draw: the observed sites' pointwise log-likelihood, or (``predictive``) fresh
-    draws of the observed sites from the posterior predictive."""
+def _pointwise(model, samples, dtypes, args, kwargs, observed, deterministic, *, predictive: bool, seed: int):
+    """Re-run the model at every draw. Returns ``(per_observed, per_deterministic)``:
+    the observed sites' pointwise log-likelihood (or, with ``predictive``, fresh draws of
+    them from the posterior predictive), and the values of ``pyro.deterministic`` sites."""
     chains, n = next(iter(samples.values())).shape[:2]
     out: dict[str, list] = {name: [] for name in observed}
+    det: dict[str, list] = {name: [] for name in deterministic}
     fn = poutine.uncondition(model) if predictive else model
     with torch.random.fork_rng(devices=[]), torch.no_grad(), pyro.validation_enabled(False):
         torch.manual_seed(seed)
         for c in range(chains):
             for s in range(n):
-                values = {k: torch.as_tensor(v[c, s]) for k, v in samples.items()}
+                values = {k: torch.as_tensor(v[c, s], dtype=dtypes.get(k)) for k, v in samples.items()}
                 trace = poutine.trace(poutine.condition(fn, data=values)).get_trace(*args, **kwargs)
                 for name in observed:
                     site = trace.nodes[name]
                     value = site["value"] if predictive else site["fn"].log_prob(site["value"])
                     out[name].append(value.detach().cpu().numpy())
-    return {k: np.asarray(v, dtype=np.float64).reshape(chains, n, *np.shape(v[0])) for k, v in out.items()}
+                for name in deterministic:
+                    det[name].append(trace.nodes[name]["value"].detach().cpu().numpy())
+
+    def stack(d):
+        return {k: np.asarray(v, dtype=np.float64).reshape(chains, n, *np.shape(v[0])) for k, v in d.items()}
+
+    return stack(out), stack(det)
 
 
 def sample(
@@ -463,6 +471,34 @@ def sample(
         if "tree_depth" in stats and kernel == "nuts"
         else 0
     )
+    with torch.random.fork_rng(devices=[]):
+        trace = poutine.trace(model).get_trace(*args, **kwargs)
+    observed = {
+        n: site["value"].detach()
+        for n, site in trace.nodes.items()
+        if site["type"] == "sample" and site["is_observed"] and not site["infer"].get("_deterministic")
+    }
+    dtypes = {n: site["value"].dtype for n, site in trace.nodes.items() if site["type"] == "sample"}
+    deterministic = [
+        n
+        for n, site in trace.nodes.items()
+        if site["type"] == "sample" and site["infer"].get("_deterministic")
+    ]
+    names = list(observed)
+    loglik, latent = {}, samples
+    if (log_likelihood and names) or deterministic:
+        loglik, values = _pointwise(
+            model,
+            latent,
+            dtypes,
+            args,
+            kwargs,
+            names if log_likelihood else [],
+            deterministic,
+            predictive=False,
+            seed=seed,
+        )
+        samples = {**latent, **values}
     summary = summarize(samples)
     min_ess = float(np.nanmin(summary["ess_bulk"].to_numpy())) if len(summary) else float("nan")
     messages = convergence_warnings(summary, divergences, chains, draws, depth_hits)
@@ -470,24 +506,21 @@ def sample(
         for message in messages:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
 
-    observed = getattr(getattr(k, "potential", None), "observed", None)
-    if observed is None:
-        with torch.random.fork_rng(devices=[]):
-            trace = poutine.trace(model).get_trace(*args, **kwargs)
-        observed = {
-            n: s["value"].detach()
-            for n, s in trace.nodes.items()
-            if s["type"] == "sample" and s["is_observed"]
-        }
     groups = {"posterior": samples, "sample_stats": dict(stats)}
-    names = list(observed)
-    if log_likelihood and names:
-        groups["log_likelihood"] = _pointwise(
-            model, samples, args, kwargs, names, predictive=False, seed=seed
-        )
+    if loglik:
+        groups["log_likelihood"] = loglik
     if posterior_predictive and names:
-        groups["posterior_predictive"] = _pointwise(
-            model, samples, args, kwargs, names, predictive=True, seed=seed + 1
+        groups["posterior_predictive"], _ = _pointwise(
+            # deterministic sites are conditioned too: unconditioning them would resample them
+            model,
+            samples,
+            dtypes,
+            args,
+            kwargs,
+            names,
+            [],
+            predictive=True,
+            seed=seed + 1,
         )
     groups["observed_data"] = {n: v.cpu().numpy() for n, v in observed.items()}
     idata = to_inference_data(groups, attrs={"inference_library": "pgen", "kernel": kernel_name})

@@ -16,6 +16,7 @@ estimate of the full-data objective, just as with ``pyro.plate(..., subsample=..
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import random
@@ -54,6 +55,7 @@ _RESUME_KEYS = (
     "alpha",
     "batch_size",
     "lr",
+    "lr_final",
     "optimizer",
     "clip_norm",
     "seed",
@@ -129,6 +131,34 @@ class SVIResult:
     step_times: np.ndarray
     config: dict[str, Any]
     param_state: dict = field(repr=False, default_factory=dict)
+    model: Callable | None = field(repr=False, default=None)
+    guide: Callable | None = field(repr=False, default=None)
+    model_args: tuple = field(repr=False, default=())
+    model_kwargs: dict = field(repr=False, default_factory=dict)
+
+    def posterior(self, num_draws: int = 1000, seed: int = 0):
+        """Draws from the fitted guide as ``InferenceData``, with the PSIS k-hat of the
+        importance ratios log p - log q (how far to trust the fit): a
+        :class:`pgen.inference.guides.VIPosterior`. For models of global parameters
+        (Bayesian models fitted with ``data=None`` or full-batch data).
+
+        Example:
+            >>> post = pgen.fit(model, guide, None, model_args=(X, y), steps=2000).posterior()
+            >>> post.khat, arviz.summary(post.inference_data)
+        """
+        from .guides import vi_posterior
+
+        if self.model is None:
+            raise ValueError("this SVIResult does not hold its model and guide")
+        return vi_posterior(
+            self.model,
+            self.guide,
+            self.model_args,
+            self.model_kwargs,
+            num_draws=num_draws,
+            seed=seed,
+            param_state=self.param_state,
+        )
 
     @contextlib.contextmanager
     def param_scope(self):
@@ -178,6 +208,31 @@ def _split_data(data, name: str):
             )
         return data[0], (data[1] if len(data) == 2 else None)
     return data, None
+
+
+def _without_data(model, guide, args: tuple, kwargs: dict):
+    """For ``data=None``: a one-row placeholder data set, and model/guide wrappers that
+    drop it and call ``fn(*args, **kwargs)``; also a hash of the arguments for resume."""
+
+    def wrap(fn):
+        def called(_placeholder, **_):
+            return fn(*args, **kwargs)
+
+        called.__wrapped__ = fn
+        called.__qualname__ = getattr(fn, "__qualname__", "fn")
+        return called
+
+    values = [v for v in (*args, *kwargs.values()) if torch.is_tensor(v)]
+    plain = (int, float, str, bool, type(None))
+    others = repr(
+        [
+            v if isinstance(v, plain) else type(v).__name__
+            for v in (*args, *kwargs.values())
+            if not torch.is_tensor(v)
+        ]
+    )
+    sha = _sha1(*values) + hashlib.sha1(others.encode()).hexdigest()[:8]
+    return wrap(model), wrap(guide), torch.zeros(1, 1), sha
 
 
 def _owner(fn) -> torch.nn.Module | None:
@@ -680,6 +735,8 @@ class _Fit:
                             norm = torch.nn.utils.clip_grad_norm_(self.params, o["clip_norm"])
                             if not torch.isfinite(norm):
                                 return self._nonfinite("gradient norm non-finite", xb, yb, rng_before)
+                        if o["lr_final"] is not None:
+                            self._set_lr(s.step / max(total - 1, 1))
                         self.optimizer.step()
                         s.step_times.append(time.perf_counter() - t0)
                         s.losses.append(loss)
@@ -704,6 +761,11 @@ class _Fit:
         finally:
             s.seconds = base_seconds + time.perf_counter() - start
             bar.close()
+
+    def _set_lr(self, fraction: float) -> None:
+        lr = self.o["lr"] * (self.o["lr_final"] / self.o["lr"]) ** min(fraction, 1.0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _done(self) -> bool:
         s, o = self.state, self.o
@@ -832,13 +894,14 @@ def _sigint_sets_flag(fitter: _Fit):
 def fit(
     model: Callable,
     guide: Callable,
-    data,
+    data=None,
     *,
     objective="elbo",
     epochs: int | None = None,
     steps: int | None = None,
     batch_size: int | None = 128,
     lr: float = 1e-3,
+    lr_final: float | None = None,
     optimizer="adam",
     clip_norm: float | None = None,
     val_data=None,
@@ -852,6 +915,7 @@ def fit(
     alpha: float | None = None,
     transform: Callable | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
+    model_args: tuple = (),
     shuffle: bool = True,
     plate_name: str = "data",
     jit: bool = False,
@@ -870,7 +934,10 @@ def fit(
         guide: the variational family, e.g. ``vae.guide``.
         data: ``x``, or a pair ``(x, y)``; tensors or numpy arrays with examples along
             the first dimension. Validated: floating point, finite, non-empty; integer
-            ``y`` must be valid labels.
+            ``y`` must be valid labels. ``None`` for a model that takes its data (if
+            any) in ``model_args``/``model_kwargs``, as Bayesian models written as
+            ``model(X, y)`` do: then every step uses all of it (no minibatches) and an
+            epoch is one step.
         objective: ``"elbo"`` (Monte Carlo KL), ``"meanfield"`` (closed-form KL),
             ``"iwae"``, ``"renyi"``, ``"enum"``, or a ``pyro.infer.ELBO`` object; see
             :func:`pgen.inference.elbo.make_objective`. A KL weight (beta) belongs to
@@ -879,6 +946,9 @@ def fit(
         steps: number of optimizer steps.
         batch_size: examples per step; ``None`` for the full data each step.
         lr: learning rate.
+        lr_final: with it, the learning rate decays exponentially from ``lr`` at the
+            first step to ``lr_final`` at the last (set by ``steps``, or ``epochs``):
+            Bayesian fits then settle on the optimum instead of jittering around it.
         optimizer: ``"adam"`` (fused), ``"adamw"``, ``"sgd"``, ``"rmsprop"``, or a
             callable ``params -> torch.optim.Optimizer``.
         clip_norm: clip the gradient's total norm to this; also catches non-finite
@@ -901,6 +971,8 @@ def fit(
             minibatch, e.g. ``pgen.data.dynamic_binarize``; it must draw its random
             numbers from ``generator``.
         model_kwargs: extra keyword arguments for model and guide at every step.
+        model_args: positional arguments for model and guide; only with ``data=None``
+            (``model(*model_args, **model_kwargs)``).
         shuffle: reshuffle the data each epoch.
         plate_name: name of the model's data plate (see the module docstring).
         jit: compile the objective with ``torch.jit.trace`` (pgen objectives only), one
@@ -936,6 +1008,7 @@ def fit(
     steps = None if steps is None else check_int("steps", steps, minimum=1)
     batch_size = None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
     lr = check_float("lr", lr, positive=True)
+    lr_final = None if lr_final is None else check_float("lr_final", lr_final, positive=True)
     clip_norm = None if clip_norm is None else check_float("clip_norm", clip_norm, positive=True)
     seed = check_int("seed", seed, minimum=0)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
@@ -952,8 +1025,24 @@ def fit(
     if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
         raise TypeError(f"model_kwargs must be a dict, got {type(model_kwargs).__name__}")
     model_kwargs = dict(model_kwargs or {})
-    if "y" in model_kwargs:
-        raise ValueError("pass y as part of data=(x, y), not in model_kwargs")
+    if not isinstance(model_args, tuple):
+        raise TypeError(f"model_args must be a tuple, got {type(model_args).__name__}")
+    called = (model, guide, model_args, dict(model_kwargs))
+    data_given = data is not None
+    if data is None:
+        if val_data is not None or transform is not None:
+            raise ValueError("val_data and transform need data=; with data=None the model takes model_args")
+        model, guide, data, args_sha = _without_data(model, guide, model_args, model_kwargs)
+        model_kwargs, batch_size = {}, None
+    else:
+        if model_args:
+            raise ValueError(
+                "model_args is for data=None (a model called as model(*model_args)); with data= "
+                "the model is called as model(x_batch, y=y_batch, **model_kwargs)"
+            )
+        if "y" in model_kwargs:
+            raise ValueError("pass y as part of data=(x, y), not in model_kwargs")
+        args_sha = None
 
     owner = _owner(model)
     x, y = _prepare(data, "data", owner)
@@ -976,6 +1065,7 @@ def fit(
         "alpha": getattr(objective_obj, "alpha", None),
         "batch_size": batch_size,
         "lr": lr,
+        "lr_final": lr_final,
         "optimizer": _name_of(optimizer),
         "clip_norm": clip_norm,
         "seed": seed,
@@ -987,7 +1077,7 @@ def fit(
         "steps": steps,
         "patience": patience,
         "n_train": len(x),
-        "data_sha1": _sha1(x, y),
+        "data_sha1": args_sha or _sha1(x, y),
         "n_val": None if val is None else len(val[0]),
         "val_sha1": None if val is None else _sha1(*val),
     }
@@ -1011,6 +1101,11 @@ def fit(
             stop_reason, message = fitter.run(progress)
         # the scope fills param_state in place when it closes
         result = fitter.result(stop_reason, message, param_state)
+    if data_given:
+        called = (called[0], called[1], (x,), {**called[3], **({} if y is None else {"y": y})})
+    result = dataclasses.replace(
+        result, model=called[0], guide=called[1], model_args=called[2], model_kwargs=called[3]
+    )
     if stop_reason == "nonfinite":
         if on_nonfinite == "raise":
             raise NonFiniteLossError(

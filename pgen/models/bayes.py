@@ -65,7 +65,7 @@ class GaussianPosterior:
         out, offset = {}, 0
         for name, shape in self.sites:
             size = int(np.prod(shape)) if shape else 1
-            out[name] = flat[..., offset : offset + size].reshape(*flat.shape[:-1], *shape)
+            out[name] = flat[..., offset : offset + size].reshape(tuple(flat.shape[:-1]) + tuple(shape))
             offset += size
         return out
 

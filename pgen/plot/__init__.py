@@ -3,6 +3,7 @@
 Imported on first use (``pgen.plot``), so ``import pgen`` does not load matplotlib.
 """
 
+from .compare import plot_error_vs_time, plot_marginals, plot_pair
 from .images import (
     image_grid,
     plot_images,
@@ -22,6 +23,9 @@ __all__ = [
     "plot_points",
     "plot_training",
     "project_2d",
+    "plot_marginals",
+    "plot_pair",
+    "plot_error_vs_time",
     "save",
 ]
 

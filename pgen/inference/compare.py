@@ -1,0 +1,367 @@
+r"""Variational inference and MCMC on the same model, side by side, against a reference.
+
+:func:`compare` fits one model with several methods (NUTS through :func:`pgen.sample`;
+guides from :func:`pgen.inference.guides.make_guide` through :func:`pgen.fit`), and
+measures each against a reference posterior (the exact one where known, else a long
+independent NUTS run, or draws the user gives):
+
+* time (whole run), ESS per second (MCMC), final ELBO and PSIS :math:`\hat k` (VI);
+* per parameter: standardized mean error :math:`(\bar\theta_m - \bar\theta_{ref})/sd_{ref}`,
+  sd ratio :math:`sd_m / sd_{ref}` (mean field's variance underestimate shows here),
+  Wasserstein-1 distance between the marginals in reference sds
+  :math:`\int_0^1 |F_m^{-1}(u) - F_{ref}^{-1}(u)|\,du / sd_{ref}`, and the share of the
+  method's draws inside the reference's central 50% and 90% intervals (0.5 and 0.9
+  when they agree);
+* jointly: the energy distance (Székely & Rizzo 2013) between the method's and the
+  reference's draws, both standardized by the reference, which sees wrong
+  correlations that the marginals miss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checks import check_int
+from ..eval.arviz import flat_parameters
+from .guides import GUIDES, make_guide, vi_posterior
+from .mcmc import KERNELS, sample
+from .svi import fit
+
+__all__ = ["compare", "Comparison", "METHODS", "energy_distance", "wasserstein1"]
+
+METHODS = KERNELS + GUIDES
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` returns.
+
+    Attributes:
+        table: ``pandas.DataFrame``, one row per method: ``kind``, ``seconds``,
+            ``ess_per_second``, ``divergences``, ``elbo``, ``khat``, ``mean_abs_sme``,
+            ``max_abs_sme``, ``mean_sd_ratio``, ``min_sd_ratio``, ``mean_w1``,
+            ``energy``, ``coverage50``, ``coverage90`` (``error`` if a method failed).
+        parameters: ``pandas.DataFrame``, one row per (method, parameter) with ``sme``,
+            ``sd_ratio``, ``w1``, ``coverage50``, ``coverage90``, ``mean``, ``sd``,
+            ``ref_mean``, ``ref_sd``.
+        draws: ``{method: {parameter: (n,)}}`` pooled scalar draws (and ``"reference"``).
+        inference_data: ``{method: arviz.InferenceData}``.
+        results: ``{method: MCMCResult or (SVIResult, VIPosterior)}``.
+        reference: how the reference was made.
+    """
+
+    table: Any
+    parameters: Any
+    draws: dict[str, dict[str, np.ndarray]]
+    inference_data: dict[str, Any]
+    results: dict[str, Any]
+    reference: str
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def to_markdown(self, digits: int = 3) -> str:
+        """The method table as a GitHub markdown table."""
+        return _markdown(self.table, digits)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the method table to ``path`` and the per-parameter table beside it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(path)
+        self.parameters.to_csv(path.with_name(path.stem + "_parameters.csv"), index=False)
+        return path
+
+    def __str__(self) -> str:
+        return f"reference: {self.reference}\n" + self.table.to_string(float_format=lambda v: f"{v:.3g}")
+
+
+def _markdown(frame, digits: int) -> str:
+    cols = [frame.index.name or "method", *frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for index, row in frame.iterrows():
+        cells = [str(index)]
+        for value in row:
+            if isinstance(value, float):
+                cells.append("" if math.isnan(value) else f"{value:.{digits}g}")
+            else:
+                cells.append("" if value is None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- distances
+
+
+def wasserstein1(a: np.ndarray, b: np.ndarray, grid: int = 1000) -> float:
+    """W1 between two 1-D samples: the mean absolute difference of their quantile
+    functions on ``grid`` midpoints of (0, 1)."""
+    u = (np.arange(grid) + 0.5) / grid
+    return float(np.mean(np.abs(np.quantile(a, u) - np.quantile(b, u))))
+
+
+def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
+    r""":math:`2E\|X - Y\| - E\|X - X'\| - E\|Y - Y'\|` between samples ``(n, d)`` and
+    ``(m, d)`` (V-statistic); zero iff the distributions agree."""
+    x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(y, dtype=np.float64))
+    xy = torch.cdist(x, y).mean()
+    xx = torch.cdist(x, x).mean()
+    yy = torch.cdist(y, y).mean()
+    return float(2 * xy - xx - yy)
+
+
+def _subsample(x: np.ndarray, n: int, rng) -> np.ndarray:
+    return x if len(x) <= n else x[rng.choice(len(x), n, replace=False)]
+
+
+def _metrics(draws: dict[str, np.ndarray], ref: dict[str, np.ndarray], rng) -> tuple[list[dict], dict]:
+    rows = []
+    names = [p for p in ref if p in draws]
+    for p in names:
+        a, r = draws[p], ref[p]
+        ref_mean, ref_sd = float(r.mean()), float(r.std(ddof=1))
+        scale = ref_sd if ref_sd > 0 else 1.0
+        lo50, hi50, lo90, hi90 = np.quantile(r, [0.25, 0.75, 0.05, 0.95])
+        sd = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+        rows.append(
+            {
+                "parameter": p,
+                "mean": float(a.mean()),
+                "sd": sd,
+                "ref_mean": ref_mean,
+                "ref_sd": ref_sd,
+                "sme": (float(a.mean()) - ref_mean) / scale,
+                "sd_ratio": sd / scale,
+                "w1": wasserstein1(a, r) / scale,
+                "coverage50": float(np.mean((a >= lo50) & (a <= hi50))),
+                "coverage90": float(np.mean((a >= lo90) & (a <= hi90))),
+            }
+        )
+    mean = np.array([ref[p].mean() for p in names])
+    sd = np.array([ref[p].std(ddof=1) or 1.0 for p in names])
+    x = (np.stack([draws[p] for p in names], 1) - mean) / sd
+    y = (np.stack([ref[p] for p in names], 1) - mean) / sd
+    joint = {"energy": energy_distance(_subsample(x, 1000, rng), _subsample(y, 1000, rng))}
+    return rows, joint
+
+
+def _pooled(samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{site: (chain, draw, ...)}`` -> ``{parameter: (chain * draw,)}``."""
+    return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in flat_parameters(samples).items()}
+
+
+def _reference_draws(reference, model, args, kwargs, *, seed, exact, ref_options, progress):
+    if isinstance(reference, Mapping):
+        draws = {k: np.asarray(v, dtype=np.float64)[None] for k, v in reference.items()}
+        return _pooled(draws), "draws given by the user"
+    if reference == "exact":
+        posterior = exact
+        if posterior is None:
+            owner = getattr(model, "__self__", None)
+            if owner is None or not hasattr(owner, "exact_posterior"):
+                raise ValueError(
+                    "reference='exact' needs the exact posterior: pass exact= (a "
+                    "GaussianPosterior or a dict of draws), or use a pgen model with "
+                    "exact_posterior (LinearRegression, RandomWalk, CorrelatedGaussian)"
+                )
+            posterior = owner.exact_posterior(*args, **kwargs)
+        if isinstance(posterior, Mapping):
+            return _pooled({k: np.asarray(v)[None] for k, v in posterior.items()}), "exact draws given"
+        draws = posterior.sample(20000, seed=seed + 7)
+        return _pooled({k: v[None] for k, v in draws.items()}), "exact posterior (20,000 draws)"
+    if reference == "nuts":
+        options = {"chains": 4, "warmup": 1000, "draws": 2500, "jit": True, **ref_options}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            run = sample(
+                model,
+                *args,
+                seed=seed + 1000,
+                progress=progress,
+                log_likelihood=False,
+                warn=False,
+                **options,
+                **kwargs,
+            )
+        text = (
+            f"NUTS, {options['chains']} chains x {options['draws']} draws (independent run, min bulk "
+            f"ESS {run.min_ess_bulk:.0f}, {run.divergences} divergences)"
+        )
+        return _pooled(run.samples), text
+    raise ValueError(f"reference must be 'nuts', 'exact' or a dict of draws; got {reference!r}")
+
+
+def compare(
+    model: Callable,
+    *args,
+    methods: Sequence[str] = ("nuts", "meanfield", "fullrank", "flow"),
+    reference="nuts",
+    seed: int = 0,
+    exact=None,
+    chains: int = 4,
+    warmup: int = 500,
+    draws: int = 1000,
+    jit: bool = True,
+    steps: int = 3000,
+    lr: float = 0.02,
+    lr_final: float = 0.001,
+    num_particles: int = 1,
+    num_draws: int = 2000,
+    reference_options: Mapping | None = None,
+    progress: bool = True,
+    **kwargs,
+) -> Comparison:
+    """Run several inference methods on ``model(*args, **kwargs)`` and compare them.
+
+    Args:
+        model: a Pyro model with continuous latent sites (pgen's or the user's own).
+        *args, **kwargs: its arguments (the data).
+        methods: names from ``"nuts"``, ``"hmc"`` and the guide families
+            (:data:`pgen.inference.guides.GUIDES`).
+        reference: ``"nuts"`` (an independent long run: 4 chains x 2,500 draws, seed
+            ``seed + 1000``), ``"exact"`` (the model's exact posterior, or ``exact=``), or
+            a dict ``{site: draws (n, *shape)}``.
+        seed: seeds every method.
+        exact: the exact posterior for ``reference="exact"`` (a
+            :class:`pgen.models.bayes.GaussianPosterior` or a dict of draws).
+        chains, warmup, draws, jit: MCMC settings (``jit=True``: compiled potential).
+        steps, lr, lr_final, num_particles: SVI settings (full-batch Adam, learning rate
+            decaying from ``lr`` to ``lr_final``).
+        num_draws: draws from each fitted guide (and for its k-hat).
+        reference_options: overrides for the reference NUTS run (e.g. ``{"draws": 5000}``).
+        progress: progress bars.
+
+    Returns:
+        A :class:`Comparison`. A method that fails (e.g. Laplace at a degenerate mode)
+        gets a row with its error instead of stopping the others.
+
+    Example:
+        >>> cmp = pgen.compare(model, X, y=y, methods=["nuts", "meanfield", "fullrank"])
+        >>> print(cmp.to_markdown())
+    """
+    import pandas as pd
+
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    methods = list(methods)
+    if not methods:
+        raise ValueError(f"methods is empty; choose from {', '.join(METHODS)}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; allowed: {', '.join(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods lists a method twice: {methods}")
+    seed = check_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    ref, ref_text = _reference_draws(
+        reference,
+        model,
+        args,
+        kwargs,
+        seed=seed,
+        exact=exact,
+        ref_options=dict(reference_options or {}),
+        progress=progress,
+    )
+    rows, param_rows, pooled, idatas, results, errors = [], [], {"reference": ref}, {}, {}, {}
+    for method in methods:
+        row = {"method": method, "kind": "mcmc" if method in KERNELS else "vi"}
+        start = time.perf_counter()
+        try:
+            if method in KERNELS:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    run = sample(
+                        model,
+                        *args,
+                        kernel=method,
+                        chains=chains,
+                        warmup=warmup,
+                        draws=draws,
+                        seed=seed,
+                        jit=jit,
+                        progress=progress,
+                        **kwargs,
+                    )
+                row["seconds"] = time.perf_counter() - start
+                row.update(ess_per_second=run.ess_per_second, divergences=run.divergences)
+                samples, idatas[method], results[method] = run.samples, run.inference_data, run
+            else:
+                guide = make_guide(method, model)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    svi = fit(
+                        model,
+                        guide,
+                        None,
+                        model_args=tuple(args),
+                        model_kwargs=kwargs,
+                        steps=steps,
+                        lr=lr,
+                        lr_final=lr_final,
+                        num_particles=num_particles,
+                        seed=seed,
+                        progress=progress,
+                        jit=False,
+                    )
+                row["seconds"] = time.perf_counter() - start
+                post = vi_posterior(
+                    model,
+                    guide,
+                    tuple(args),
+                    kwargs,
+                    num_draws=num_draws,
+                    seed=seed,
+                    param_state=svi.param_state,
+                )
+                row.update(elbo=post.elbo, khat=post.khat)
+                samples, idatas[method], results[method] = post.samples, post.inference_data, (svi, post)
+        except Exception as error:  # one failing method must not stop the comparison
+            errors[method] = f"{type(error).__name__}: {error}"
+            row["error"] = errors[method]
+            rows.append(row)
+            continue
+        pooled[method] = _pooled(samples)
+        per_param, joint = _metrics(pooled[method], ref, rng)
+        for r in per_param:
+            param_rows.append({"method": method, **r})
+        frame = pd.DataFrame(per_param)
+        row.update(
+            mean_abs_sme=float(frame["sme"].abs().mean()),
+            max_abs_sme=float(frame["sme"].abs().max()),
+            mean_sd_ratio=float(frame["sd_ratio"].mean()),
+            min_sd_ratio=float(frame["sd_ratio"].min()),
+            mean_w1=float(frame["w1"].mean()),
+            energy=joint["energy"],
+            coverage50=float(frame["coverage50"].mean()),
+            coverage90=float(frame["coverage90"].mean()),
+        )
+        rows.append(row)
+    columns = [
+        "kind",
+        "seconds",
+        "ess_per_second",
+        "divergences",
+        "elbo",
+        "khat",
+        "mean_abs_sme",
+        "max_abs_sme",
+        "mean_sd_ratio",
+        "min_sd_ratio",
+        "mean_w1",
+        "energy",
+        "coverage50",
+        "coverage90",
+    ]
+    if errors:
+        columns.append("error")
+    table = pd.DataFrame(rows).set_index("method").reindex(columns=columns)
+    return Comparison(table, pd.DataFrame(param_rows), pooled, idatas, results, ref_text, errors)

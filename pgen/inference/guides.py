@@ -1,0 +1,244 @@
+r"""Variational families for any model, by name, and what a fitted one says.
+
+:func:`make_guide` builds a guide for a Pyro model from Pyro's autoguides:
+
+============== ================================================ ==========================
+name           family                                           Pyro class
+============== ================================================ ==========================
+``meanfield``  independent Normals (diagonal covariance)        ``AutoNormal``
+``fullrank``   one multivariate Normal, Cholesky factor L       ``AutoMultivariateNormal``
+``lowrank``    Normal with covariance W W^T + diag(d), rank r   ``AutoLowRankMultivariateNormal``
+``structured`` Gaussian keeping the model's conditional         ``AutoGaussian``
+               dependencies (sparse precision)
+``flow``       inverse-autoregressive flow on a Normal          ``AutoNormalizingFlow``
+``laplace``    Normal at the MAP with the inverse Hessian       ``AutoLaplaceApproximation``
+``map``        point mass at the posterior mode                 ``AutoDelta``
+============== ================================================ ==========================
+
+all in the model's unconstrained space. Fit any of them with :func:`pgen.fit`; then
+:func:`vi_posterior` (or ``result.posterior()``) draws from the fitted guide, computes
+the importance ratios :math:`\log p(x, z_s) - \log q(z_s)` and their Pareto-smoothed
+diagnostic :math:`\hat k` (:func:`pgen.eval.diagnostics.psis`; Yao, Vehtari, Simpson &
+Gelman 2018, "Yes, but did it work?"), and returns the draws as ArviZ ``InferenceData``.
+
+The full-rank family is the notes' "best Gaussian approximation via a Cholesky factor":
+:math:`z = \mu + L\epsilon`, :math:`\epsilon \sim \mathcal N(0, I)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.infer import autoguide
+from pyro.infer.autoguide.initialization import init_to_median
+from pyro.poutine.subsample_messenger import _Subsample
+
+from ..checks import check_choice, check_float, check_int
+from ..eval.arviz import to_inference_data
+from ..eval.diagnostics import PSISResult, psis
+
+__all__ = ["make_guide", "GUIDES", "vi_posterior", "VIPosterior"]
+
+GUIDES = ("meanfield", "fullrank", "lowrank", "structured", "flow", "laplace", "map")
+
+
+def make_guide(
+    name: str,
+    model: Callable,
+    *,
+    rank: int | None = None,
+    init_scale: float = 0.1,
+    num_flows: int = 2,
+    hidden_dim: int | None = None,
+) -> Callable:
+    """A guide for ``model`` by family name (see the module table).
+
+    Args:
+        name: one of :data:`GUIDES`.
+        model: any Pyro model with continuous latent sites.
+        rank: rank of ``lowrank`` (default: about sqrt of the latent dimension).
+        init_scale: initial standard deviation of the Gaussian families.
+        num_flows: number of IAF layers of ``flow``.
+        hidden_dim: hidden width of each IAF layer (default: twice the latent dimension,
+            at least 32; wider layers need a smaller learning rate).
+
+    Returns:
+        A Pyro autoguide, started at the prior medians.
+
+    Raises:
+        ValueError: an unknown name, listing the families.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"guide name must be a string, one of {', '.join(GUIDES)}; got {type(name).__name__}")
+    name = check_choice("guide", name, GUIDES)
+    if not callable(model):
+        raise TypeError(f"model must be a callable Pyro model, got {type(model).__name__}")
+    init_scale = check_float("init_scale", init_scale, positive=True)
+    init = init_to_median(num_samples=15)
+    if name == "meanfield":
+        return autoguide.AutoNormal(model, init_loc_fn=init, init_scale=init_scale)
+    if name == "fullrank":
+        return autoguide.AutoMultivariateNormal(model, init_loc_fn=init, init_scale=init_scale)
+    if name == "lowrank":
+        kwargs = {} if rank is None else {"rank": check_int("rank", rank, minimum=1)}
+        return autoguide.AutoLowRankMultivariateNormal(
+            model, init_loc_fn=init, init_scale=init_scale, **kwargs
+        )
+    if name == "structured":
+        return autoguide.AutoGaussian(model, init_loc_fn=init, init_scale=init_scale)
+    if name == "flow":
+        num_flows = check_int("num_flows", num_flows, minimum=1)
+        return autoguide.AutoNormalizingFlow(model, _iaf_layers(num_flows, hidden_dim))
+    if name == "laplace":
+        return autoguide.AutoLaplaceApproximation(model, init_loc_fn=init)
+    return autoguide.AutoDelta(model, init_loc_fn=init)
+
+
+def _iaf_layers(num_flows: int, hidden_dim: int | None):
+    """``latent_dim -> transform``: ``num_flows`` affine autoregressive layers (Kingma et
+    al. 2016) with reversed orderings between them."""
+    from pyro.distributions.transforms import ComposeTransformModule, Permute, affine_autoregressive
+
+    def build(dim: int):
+        if dim < 2:
+            raise ValueError("the flow guide needs at least 2 latent dimensions; use fullrank for one")
+        hidden = hidden_dim or max(32, 2 * dim)
+        parts = []
+        for i in range(num_flows):
+            if i:
+                parts.append(Permute(torch.arange(dim - 1, -1, -1)))
+            parts.append(affine_autoregressive(dim, hidden_dims=[hidden]))
+        return ComposeTransformModule(parts)
+
+    return build
+
+
+# --------------------------------------------------------------------------- fitted guides
+
+
+@dataclass(frozen=True)
+class VIPosterior:
+    """Draws from a fitted guide, with how far to trust them.
+
+    Attributes:
+        samples: ``{site: (1, num_draws, *shape)}`` (one "chain"), latent and
+            deterministic sites, constrained.
+        log_ratios: ``log p(x, z_s) - log q(z_s)`` per draw, ``(num_draws,)``.
+        elbo: their mean: a Monte Carlo estimate of the ELBO (nats).
+        psis: the Pareto-smoothed importance sampling result (``psis.khat``).
+        khat: ``psis.khat`` (NaN for ``map``, a point estimate).
+        message: what k-hat says, in words.
+        inference_data: ``arviz.InferenceData`` with ``posterior``, ``sample_stats``
+            (``log_importance_ratio``), ``log_likelihood`` and ``observed_data``.
+        guide: the guide the draws came from (for ``laplace``, the Gaussian built at the
+            mode).
+    """
+
+    samples: dict[str, np.ndarray]
+    log_ratios: np.ndarray
+    elbo: float
+    psis: PSISResult | None
+    khat: float
+    message: str
+    inference_data: Any
+    guide: Any
+
+    @property
+    def importance_weights(self) -> np.ndarray:
+        """Normalized Pareto-smoothed importance weights (reweight the draws with these)."""
+        if self.psis is None:
+            return np.full(len(self.log_ratios), 1.0 / len(self.log_ratios))
+        return np.exp(self.psis.log_weights)
+
+
+def _is_map(guide) -> bool:
+    return isinstance(guide, autoguide.AutoDelta) and not isinstance(
+        guide, autoguide.AutoLaplaceApproximation
+    )
+
+
+def vi_posterior(
+    model: Callable,
+    guide: Callable,
+    args: tuple = (),
+    kwargs: Mapping | None = None,
+    *,
+    num_draws: int = 1000,
+    seed: int = 0,
+    param_state: dict | None = None,
+) -> VIPosterior:
+    """Draw ``num_draws`` posterior samples from a fitted ``guide`` and diagnose it.
+
+    Args:
+        model, guide: the fitted pair.
+        args, kwargs: the model's arguments (its data).
+        num_draws: draws (>= 10 for k-hat).
+        seed: seeds the draws.
+        param_state: a param-store state to evaluate the guide in (``SVIResult.param_state``).
+
+    Returns:
+        A :class:`VIPosterior`.
+    """
+    num_draws = check_int("num_draws", num_draws, minimum=10)
+    kwargs = dict(kwargs or {})
+    store = pyro.get_param_store()
+    scope = store.scope(param_state) if param_state is not None else _nullscope()
+    with scope, torch.random.fork_rng(devices=[]), pyro.validation_enabled(False):
+        torch.manual_seed(seed)
+        draw_guide = guide
+        if isinstance(guide, autoguide.AutoLaplaceApproximation):
+            draw_guide = guide.laplace_approximation(*args, **kwargs)
+        latents: dict[str, list] = {}
+        loglik: dict[str, list] = {}
+        ratios = []
+        observed = {}
+        with torch.no_grad():
+            for _ in range(num_draws):
+                guide_trace = poutine.trace(draw_guide).get_trace(*args, **kwargs)
+                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+                    *args, **kwargs
+                )
+                ratios.append(float(model_trace.log_prob_sum() - guide_trace.log_prob_sum()))
+                for name, site in model_trace.nodes.items():
+                    if site["type"] != "sample" or isinstance(site["fn"], _Subsample):
+                        continue
+                    if site["is_observed"] and not site["infer"].get("_deterministic"):
+                        loglik.setdefault(name, []).append(site["fn"].log_prob(site["value"]).cpu().numpy())
+                        observed[name] = site["value"].cpu().numpy()
+                    else:
+                        latents.setdefault(name, []).append(site["value"].detach().cpu().numpy())
+    samples = {k: np.asarray(v, dtype=np.float64)[None] for k, v in latents.items()}
+    log_ratios = np.asarray(ratios)
+    if _is_map(guide):
+        result, khat = None, float("nan")
+        message = "MAP is a point estimate: it has no spread, and k-hat does not apply"
+    elif not np.all(np.isfinite(log_ratios)):
+        result, khat = None, float("inf")
+        message = "some draws of the guide have zero posterior density: the guide's support is wrong"
+    else:
+        result = psis(log_ratios)
+        khat, message = result.khat, result.message
+    finite = log_ratios[np.isfinite(log_ratios)]
+    elbo = float(finite.mean()) if len(finite) else float("nan")
+    groups = {
+        "posterior": samples,
+        "sample_stats": {"log_importance_ratio": log_ratios[None]},
+        "log_likelihood": {k: np.asarray(v, dtype=np.float64)[None] for k, v in loglik.items()},
+        "observed_data": observed,
+    }
+    idata = to_inference_data(groups, attrs={"inference_library": "pgen", "method": type(guide).__name__})
+    return VIPosterior(samples, log_ratios, elbo, result, float(khat), message, idata, draw_guide)
+
+
+class _nullscope:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
