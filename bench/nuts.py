@@ -47,8 +47,18 @@ def pyro_run(model, x, y, seed, warmup, draws, jit):
 def pgen_run(model, x, y, seed, warmup, draws, jit, dense):
     start = time.perf_counter()
     r = pgen.sample(
-        model, x, y, chains=1, warmup=warmup, draws=draws, seed=seed, jit=jit, dense_mass=dense,
-        progress=False, log_likelihood=False, warn=False,
+        model,
+        x,
+        y,
+        chains=1,
+        warmup=warmup,
+        draws=draws,
+        seed=seed,
+        jit=jit,
+        dense_mass=dense,
+        progress=False,
+        log_likelihood=False,
+        warn=False,
     )
     seconds = time.perf_counter() - start
     return r.min_ess_bulk, seconds

@@ -59,3 +59,38 @@ def test_vae_example_at_full_budget_reaches_the_reference_likelihood(tmp_path):
     # the orientation: about -89.6 nats on mnist5k after 100 epochs
     _, _, ll = vae_mnist.main(epochs=100, out=tmp_path, num_samples=1000, progress=False)
     assert ll > -92
+
+
+def test_compare_example_runs_a_model_written_in_the_script(tmp_path):
+    import compare_methods
+
+    cmp = compare_methods.main(
+        out=tmp_path,
+        methods=("nuts", "meanfield", "fullrank"),
+        steps=1500,
+        draws=400,
+        progress=False,
+        reference_draws=1000,
+        chains=2,
+    )
+    t = cmp.table
+    assert t.loc["nuts", "max_abs_sme"] < 0.25 and 0.85 < t.loc["nuts", "min_sd_ratio"]
+    # intercept and slope are correlated: mean field's smallest sd ratio is far below full rank's
+    assert t.loc["meanfield", "min_sd_ratio"] < 0.6 < t.loc["fullrank", "min_sd_ratio"]
+    assert (tmp_path / "pairs.png").exists()
+
+
+def test_the_readme_bayesian_example_runs(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "make_guide" in b)
+    small = (
+        code.replace("chains=4,", "chains=1, warmup=30, draws=30, progress=False,")
+        .replace("steps=3000", "steps=30, progress=False")
+        .replace("num_draws=2000", "num_draws=20")
+    )
+    assert small.count("progress=False") == 2
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", small], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "r_hat" in done.stdout and "k-hat" in done.stdout

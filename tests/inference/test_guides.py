@@ -1,0 +1,95 @@
+import warnings
+
+import arviz as az
+import numpy as np
+import pytest
+import torch
+
+import pgen
+from pgen.inference.guides import GUIDES, make_guide
+from pgen.models.bayes import CorrelatedGaussian, LinearRegression
+
+
+@pytest.fixture(scope="module")
+def centred_linreg():
+    x, y, _ = pgen.data.synthetic_regression(40, 2, offset=0.0, seed=1)
+    m = LinearRegression()
+    return m, x, y, m.exact_posterior(x, y), m.log_evidence(x, y)
+
+
+def _fit(model, guide, args=(), kwargs=None, steps=1500):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pgen.fit(
+            model,
+            guide,
+            None,
+            model_args=args,
+            model_kwargs=kwargs or {},
+            steps=steps,
+            lr=0.05,
+            lr_final=0.001,
+            progress=False,
+            seed=0,
+        )
+
+
+@pytest.mark.parametrize("name", ["fullrank", "structured", "laplace", "lowrank", "flow"])
+def test_gaussian_families_recover_the_conjugate_posterior(centred_linreg, name):
+    m, x, y, exact, _ = centred_linreg
+    guide = make_guide(name, m.model, rank=3) if name == "lowrank" else make_guide(name, m.model)
+    post = _fit(m.model, guide, (x,), {"y": y}).posterior(num_draws=2000)
+    for site in ("bias", "weights"):
+        draws = post.samples[site][0]
+        mean, sd = exact.means[site].numpy(), exact.sds[site].numpy()
+        # 2000 independent draws: MC error sd/45 for the mean; the fit itself is allowed 5% of sd
+        np.testing.assert_allclose(draws.mean(0), mean, atol=float(sd.max()) * (4 / np.sqrt(2000) + 0.05))
+        np.testing.assert_allclose(draws.std(0), sd, rtol=0.12)
+    assert post.khat < 0.7
+
+
+def test_fullrank_elbo_reaches_the_exact_evidence(centred_linreg):
+    m, x, y, _, log_z = centred_linreg
+    post = _fit(m.model, make_guide("fullrank", m.model), (x,), {"y": y}, steps=3000).posterior(
+        num_draws=4000
+    )
+    stderr = post.log_ratios.std() / np.sqrt(len(post.log_ratios))
+    # ELBO = log Z - KL(q || p): equal at the optimum, where q is the exact posterior
+    assert post.elbo <= log_z + 4 * stderr
+    assert post.elbo == pytest.approx(log_z, abs=4 * stderr + 0.01)
+    assert post.khat < 0.5
+
+
+def test_meanfield_finds_the_closed_form_reverse_kl_optimum():
+    target = CorrelatedGaussian()  # correlation 0.9: mean field's variances are 1 - 0.9^2
+    meanfield = _fit(target.model, make_guide("meanfield", target.model)).posterior(num_draws=4000)
+    expected_sd = target.meanfield_variances().sqrt().numpy()
+    np.testing.assert_allclose(meanfield.samples["x"][0].std(0), expected_sd, rtol=0.08)
+    assert meanfield.khat > 0.7  # its tails are far too light: PSIS says so
+    fullrank = _fit(target.model, make_guide("fullrank", target.model)).posterior(num_draws=4000)
+    np.testing.assert_allclose(np.cov(fullrank.samples["x"][0].T), target.cov.numpy(), atol=0.08)
+
+
+def test_vi_posterior_is_inference_data_and_map_has_no_khat(centred_linreg):
+    m, x, y, exact, _ = centred_linreg
+    post = _fit(m.model, make_guide("map", m.model), (x,), {"y": y}, steps=800).posterior(num_draws=20)
+    assert np.isnan(post.khat) and "point estimate" in post.message
+    np.testing.assert_allclose(post.samples["weights"][0, 0], exact.means["weights"].numpy(), atol=0.02)
+    post = _fit(m.model, make_guide("meanfield", m.model), (x,), {"y": y}, steps=300).posterior(num_draws=50)
+    summary = az.summary(post.inference_data)
+    assert "bias" in summary.index and post.inference_data.log_likelihood["obs"].shape == (1, 50, 40)
+
+
+def test_bad_guide_names():
+    m = CorrelatedGaussian()
+    with pytest.raises(ValueError, match="guide must be one of 'meanfield'"):
+        make_guide("gaussian", m.model)
+    with pytest.raises(TypeError, match="model must be a callable"):
+        make_guide("meanfield", None)
+    assert set(GUIDES) == {"meanfield", "fullrank", "lowrank", "structured", "flow", "laplace", "map"}
+
+
+def test_fit_without_data_rejects_minibatch_settings():
+    m = CorrelatedGaussian()
+    with pytest.raises(ValueError, match="model_args is for data=None"):
+        pgen.fit(m.model, make_guide("meanfield", m.model), torch.zeros(3, 2), model_args=(1,), steps=1)
