@@ -34,6 +34,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/svi_overhead.py
 	$(PY) bench/vae_quality.py
+	$(PY) bench/nuts.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
