@@ -308,6 +308,12 @@ def _compare(args) -> None:
                 **nc.kwargs,
             )
         reference = {k: run.draws_of(k) for k in ("mu", "tau", "theta")}
+        reference_label = (
+            f"NUTS on the non-centred form, 4 chains x {args.reference_draws} draws "
+            f"(min bulk ESS {run.min_ess_bulk:.0f}, {run.divergences} divergences)"
+        )
+    else:
+        reference_label = None
     out = Path(args.out or f"runs/compare-{args.problem}")
     out.mkdir(parents=True, exist_ok=True)
     result = compare(
@@ -325,6 +331,8 @@ def _compare(args) -> None:
         progress=not args.no_progress,
         **pr.kwargs,
     )
+    if reference_label is not None:
+        result.reference = reference_label
     result.to_csv(out / "table.csv")
     (out / "table.md").write_text(
         f"{pr.description}; reference: {result.reference}\n\n{result.to_markdown()}\n"

@@ -27,6 +27,7 @@ The full-rank family is the notes' "best Gaussian approximation via a Cholesky f
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -188,7 +189,7 @@ def vi_posterior(
     num_draws = check_int("num_draws", num_draws, minimum=10)
     kwargs = dict(kwargs or {})
     store = pyro.get_param_store()
-    scope = store.scope(param_state) if param_state is not None else _nullscope()
+    scope = store.scope(param_state) if param_state is not None else contextlib.nullcontext()
     with scope, torch.random.fork_rng(devices=[]), pyro.validation_enabled(False):
         torch.manual_seed(seed)
         draw_guide = guide
@@ -234,11 +235,3 @@ def vi_posterior(
     }
     idata = to_inference_data(groups, attrs={"inference_library": "pgen", "method": type(guide).__name__})
     return VIPosterior(samples, log_ratios, elbo, result, float(khat), message, idata, draw_guide)
-
-
-class _nullscope:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
