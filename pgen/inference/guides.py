@@ -28,6 +28,7 @@ The full-rank family is the notes' "best Gaussian approximation via a Cholesky f
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -173,6 +174,7 @@ def vi_posterior(
     num_draws: int = 1000,
     seed: int = 0,
     param_state: dict | None = None,
+    vectorize: bool = True,
 ) -> VIPosterior:
     """Draw ``num_draws`` posterior samples from a fitted ``guide`` and diagnose it.
 
@@ -182,6 +184,10 @@ def vi_posterior(
         num_draws: draws (>= 10 for k-hat).
         seed: seeds the draws.
         param_state: a param-store state to evaluate the guide in (``SVIResult.param_state``).
+        vectorize: draw in batches of up to 500 inside an outer ``pyro.plate`` (much
+            faster). The first draw is recomputed unbatched and must give the same
+            log ratio; a model that does not broadcast over the extra dimension fails
+            that check (or errors) and falls back, with a warning, to one draw at a time.
 
     Returns:
         A :class:`VIPosterior`.
@@ -190,32 +196,28 @@ def vi_posterior(
     kwargs = dict(kwargs or {})
     store = pyro.get_param_store()
     scope = store.scope(param_state) if param_state is not None else contextlib.nullcontext()
-    with scope, torch.random.fork_rng(devices=[]), pyro.validation_enabled(False):
+    with scope, torch.random.fork_rng(devices=[]), pyro.validation_enabled(False), torch.no_grad():
         torch.manual_seed(seed)
         draw_guide = guide
         if isinstance(guide, autoguide.AutoLaplaceApproximation):
-            draw_guide = guide.laplace_approximation(*args, **kwargs)
-        latents: dict[str, list] = {}
-        loglik: dict[str, list] = {}
-        ratios = []
-        observed = {}
-        with torch.no_grad():
-            for _ in range(num_draws):
-                guide_trace = poutine.trace(draw_guide).get_trace(*args, **kwargs)
-                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
-                    *args, **kwargs
+            with torch.enable_grad():  # the Hessian at the mode
+                draw_guide = guide.laplace_approximation(*args, **kwargs)
+        draws = None
+        if vectorize:
+            try:
+                draws = _draws_vectorized(model, draw_guide, args, kwargs, num_draws)
+            except _NotVectorizable as error:
+                warnings.warn(
+                    f"drawing from the guide one draw at a time (slower): {error}",
+                    RuntimeWarning,
+                    stacklevel=2,
                 )
-                ratios.append(float(model_trace.log_prob_sum() - guide_trace.log_prob_sum()))
-                for name, site in model_trace.nodes.items():
-                    if site["type"] != "sample" or isinstance(site["fn"], _Subsample):
-                        continue
-                    if site["is_observed"] and not site["infer"].get("_deterministic"):
-                        loglik.setdefault(name, []).append(site["fn"].log_prob(site["value"]).cpu().numpy())
-                        observed[name] = site["value"].cpu().numpy()
-                    else:
-                        latents.setdefault(name, []).append(site["value"].detach().cpu().numpy())
+        if draws is None:
+            torch.manual_seed(seed)
+            draws = _draws_sequential(model, draw_guide, args, kwargs, num_draws)
+    latents, loglik, observed, ratios = draws
     samples = {k: np.asarray(v, dtype=np.float64)[None] for k, v in latents.items()}
-    log_ratios = np.asarray(ratios)
+    log_ratios = np.asarray(ratios, dtype=np.float64)
     if _is_map(guide):
         result, khat = None, float("nan")
         message = "MAP is a point estimate: it has no spread, and k-hat does not apply"
@@ -235,3 +237,152 @@ def vi_posterior(
     }
     idata = to_inference_data(groups, attrs={"inference_library": "pgen", "method": type(guide).__name__})
     return VIPosterior(samples, log_ratios, elbo, result, float(khat), message, idata, draw_guide)
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+_DRAWS = "_pgen_vi_draws"
+_CHUNK = 500
+
+
+class _NotVectorizable(Exception):
+    """The model or guide does not broadcast over an extra leading batch dimension."""
+
+
+def _draws_sequential(model, guide, args, kwargs, num_draws):
+    """``(latents, loglik, observed, ratios)``, one guide and model trace per draw."""
+    latents: dict[str, list] = {}
+    loglik: dict[str, list] = {}
+    observed: dict[str, np.ndarray] = {}
+    ratios = []
+    for _ in range(num_draws):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        ratios.append(float(model_trace.log_prob_sum() - guide_trace.log_prob_sum()))
+        for name, site in _sample_sites(model_trace):
+            if _is_observed(site):
+                loglik.setdefault(name, []).append(site["fn"].log_prob(site["value"]).cpu().numpy())
+                observed[name] = site["value"].cpu().numpy()
+            else:
+                latents.setdefault(name, []).append(site["value"].detach().cpu().numpy())
+    return latents, loglik, observed, ratios
+
+
+def _sample_sites(trace):
+    for name, site in trace.nodes.items():
+        if site["type"] == "sample" and not isinstance(site["fn"], _Subsample):
+            yield name, site
+
+
+def _is_observed(site) -> bool:
+    return site["is_observed"] and not site["infer"].get("_deterministic")
+
+
+def _is_delta(fn) -> bool:
+    """A (possibly wrapped) Delta: an autoguide's deterministic unpacking of its latent."""
+    while fn is not None:
+        if isinstance(fn, pyro.distributions.Delta):
+            return True
+        fn = getattr(fn, "base_dist", None)
+    return False
+
+
+def _per_draw(x: torch.Tensor, n: int, shape: torch.Size, name: str) -> torch.Tensor:
+    """A batched value ``(n, 1.., *shape)`` or ``(1.., *shape)`` as ``(n, *shape)``."""
+    numel = int(np.prod(shape)) if len(shape) else 1
+    if x.numel() == numel:  # did not depend on the draw
+        return x.reshape(shape).expand((n,) + tuple(shape))
+    if x.numel() != n * numel or x.shape[0] != n:
+        raise _NotVectorizable(
+            f"site {name!r} has shape {tuple(x.shape)} with {n} batched draws of {tuple(shape)}"
+        )
+    return x.reshape((n,) + tuple(shape))
+
+
+def _log_prob_per_draw(trace, n: int, draw_dim: int) -> torch.Tensor:
+    """Each draw's total log density (scaled and masked, as ``log_prob_sum``), ``(n,)``."""
+    total = torch.zeros(n, dtype=torch.float64)
+    trace.compute_log_prob()
+    for name, site in _sample_sites(trace):
+        lp = torch.as_tensor(site["log_prob"]).double()
+        if lp.dim() < -draw_dim:  # did not depend on the draw
+            total = total + lp.sum()
+            continue
+        if lp.dim() > -draw_dim or lp.shape[0] not in (1, n):
+            raise _NotVectorizable(f"site {name!r} has a log density of shape {tuple(lp.shape)}")
+        total = total + lp.reshape(lp.shape[0], -1).sum(1)
+    return total
+
+
+def _draws_vectorized(model, guide, args, kwargs, num_draws):
+    """As :func:`_draws_sequential`, in batches inside ``pyro.plate`` left of the model's
+    plates, after checking one draw against an unbatched recomputation."""
+    from ..eval.likelihood import _max_plate_nesting
+
+    try:
+        nesting = _max_plate_nesting(model, guide, args, kwargs)
+        ref_guide = poutine.trace(guide).get_trace(*args, **kwargs)
+        ref_model = poutine.trace(poutine.replay(model, trace=ref_guide)).get_trace(*args, **kwargs)
+    except Exception as error:  # the sequential path will raise it with its own traceback
+        raise _NotVectorizable(f"{type(error).__name__}: {error}") from error
+    draw_dim = -(nesting + 1)
+    guide_shapes = {name: site["value"].shape for name, site in _sample_sites(ref_guide)}
+    model_sites = {name: site for name, site in _sample_sites(ref_model)}
+    latents: dict[str, list] = {}
+    loglik: dict[str, list] = {}
+    observed = {name: s["value"].cpu().numpy() for name, s in model_sites.items() if _is_observed(s)}
+    ratios = []
+    first = True
+    for start in range(0, num_draws, _CHUNK):
+        n = min(_CHUNK, num_draws - start)
+        plate = pyro.plate(_DRAWS, n, dim=draw_dim)
+        try:
+            guide_trace = poutine.trace(plate(guide)).get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(plate(model), trace=guide_trace)).get_trace(
+                *args, **kwargs
+            )
+            ratio = _log_prob_per_draw(model_trace, n, draw_dim) - _log_prob_per_draw(
+                guide_trace, n, draw_dim
+            )
+        except _NotVectorizable:
+            raise
+        except Exception as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise _NotVectorizable(f"{type(error).__name__}: {first_line}") from error
+        if set(guide_shapes) != {k for k, _ in _sample_sites(guide_trace)} or set(model_sites) != {
+            k for k, _ in _sample_sites(model_trace)
+        }:
+            raise _NotVectorizable("the batched traces have different sites")
+        if first:
+            _check_first_draw(model, guide, args, kwargs, guide_trace, guide_shapes, n, float(ratio[0]))
+            first = False
+        ratios.extend(ratio.tolist())
+        for name, site in _sample_sites(model_trace):
+            ref = model_sites[name]
+            if _is_observed(site):
+                lp = site["fn"].log_prob(site["value"])
+                shape = ref["fn"].log_prob(ref["value"]).shape
+                loglik.setdefault(name, []).extend(_per_draw(lp, n, shape, name).cpu().numpy())
+            else:
+                value = _per_draw(site["value"].detach(), n, ref["value"].shape, name)
+                latents.setdefault(name, []).extend(value.cpu().numpy())
+    return latents, loglik, observed, ratios
+
+
+def _check_first_draw(model, guide, args, kwargs, guide_trace, guide_shapes, n, batched_ratio):
+    """Recompute draw 0 unbatched: condition the guide on its non-deterministic sites'
+    values (its Delta sites, the unpacked latents, are recomputed from them) and replay
+    the model; the log ratio must equal the batched one."""
+    values = {}
+    for name, site in _sample_sites(guide_trace):
+        if not _is_delta(site["fn"]):
+            values[name] = _per_draw(site["value"].detach(), n, guide_shapes[name], name)[0]
+    one_guide = poutine.trace(poutine.condition(guide, data=values)).get_trace(*args, **kwargs)
+    one_model = poutine.trace(poutine.replay(model, trace=one_guide)).get_trace(*args, **kwargs)
+    single = float(one_model.log_prob_sum() - one_guide.log_prob_sum())
+    if not abs(single - batched_ratio) <= 1e-3 + 1e-4 * abs(single):
+        raise _NotVectorizable(
+            f"the first draw's log ratio is {batched_ratio:.6g} batched but {single:.6g} unbatched: "
+            "the model does not broadcast over a leading batch dimension"
+        )

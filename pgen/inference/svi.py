@@ -136,11 +136,12 @@ class SVIResult:
     model_args: tuple = field(repr=False, default=())
     model_kwargs: dict = field(repr=False, default_factory=dict)
 
-    def posterior(self, num_draws: int = 1000, seed: int = 0):
+    def posterior(self, num_draws: int = 1000, seed: int = 0, vectorize: bool = True):
         """Draws from the fitted guide as ``InferenceData``, with the PSIS k-hat of the
         importance ratios log p - log q (how far to trust the fit): a
         :class:`pgen.inference.guides.VIPosterior`. For models of global parameters
-        (Bayesian models fitted with ``data=None`` or full-batch data).
+        (Bayesian models fitted with ``data=None`` or full-batch data). ``vectorize``:
+        as in :func:`~pgen.inference.guides.vi_posterior`.
 
         Example:
             >>> post = pgen.fit(model, guide, None, model_args=(X, y), steps=2000).posterior()
@@ -158,6 +159,7 @@ class SVIResult:
             num_draws=num_draws,
             seed=seed,
             param_state=self.param_state,
+            vectorize=vectorize,
         )
 
     @contextlib.contextmanager

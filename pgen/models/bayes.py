@@ -123,7 +123,7 @@ class LinearRegression:
         bias = pyro.sample("bias", dist.Normal(x.new_zeros(()), self.prior_scale))
         weights = pyro.sample("weights", dist.Normal(x.new_zeros(d), self.prior_scale).to_event(1))
         with pyro.plate("data", x.shape[0]):
-            return pyro.sample("obs", dist.Normal(bias + x @ weights, self.noise_scale), obs=y)
+            return pyro.sample("obs", dist.Normal(bias + (x * weights).sum(-1), self.noise_scale), obs=y)
 
     def _design(self, x):
         x = x.double()
@@ -171,7 +171,7 @@ class LogisticRegression:
         bias = pyro.sample("bias", dist.Normal(x.new_zeros(()), self.bias_scale))
         weights = pyro.sample("weights", dist.Normal(x.new_zeros(d), self.prior_scale).to_event(1))
         with pyro.plate("data", x.shape[0]):
-            return pyro.sample("obs", dist.Bernoulli(logits=bias + x @ weights), obs=y)
+            return pyro.sample("obs", dist.Bernoulli(logits=bias + (x * weights).sum(-1)), obs=y)
 
 
 class EightSchools:

@@ -105,21 +105,74 @@ def test_nuts_transition_leaves_a_gaussian_invariant():
     np.testing.assert_allclose(out.mean(0), 0, atol=0.1)
 
 
+def test_hmc_transition_leaves_a_gaussian_invariant_and_rejects_when_it_must():
+    """Exact draws pushed through five fixed-length transitions each stay N(0, Sigma).
+
+    The step is big enough that a quarter of proposals are rejected: without the
+    Metropolis correction the leapfrog error inflates the second variance to about 1.36
+    (measured), far outside the tolerance."""
+    sigma = np.array([[1.0, 0.8], [0.8, 1.0]])
+    prec = np.linalg.inv(sigma)
+    vg = _gaussian_potential(prec)
+    rng = np.random.default_rng(1)
+    chol = np.linalg.cholesky(sigma)
+    metric = k.Metric(np.diag([0.5, 2.0]))  # deliberately not the posterior covariance
+    out, accepts = [], []
+    for _ in range(2000):
+        z = chol @ rng.normal(size=2)
+        point = k.Point(z, *vg(z))
+        for _ in range(5):
+            point, stats = k.hmc_transition(point, rng, 0.6, 3, metric, vg)
+            accepts.append(stats.accept_stat)
+        out.append(point.z)
+    out = np.array(out)
+    assert 0.6 < np.mean(accepts) < 0.9
+    # 2000 draws: each covariance entry has sd about sqrt(2/2000) ~ 0.032
+    np.testing.assert_allclose(np.cov(out.T), sigma, atol=0.13)
+    np.testing.assert_allclose(out.mean(0), 0, atol=0.13)
+
+
 # --------------------------------------------------------------------------- the engine
+
+
+def _assert_matches(r, exact):
+    """Draws agree with the exact Gaussian posterior within their Monte Carlo error:
+    sd/sqrt(ESS) for a mean, about sd/sqrt(2 ESS) for an sd."""
+    for name in ("bias", "weights"):
+        draws = r.draws_of(name)
+        mean, sd = exact.means[name].numpy(), exact.sds[name].numpy()
+        ess = r.summary.loc[[i for i in r.summary.index if i.startswith(name)], "ess_bulk"].to_numpy()
+        np.testing.assert_array_less(np.abs(draws.mean(0) - mean), 4 * sd / np.sqrt(ess))
+        np.testing.assert_array_less(np.abs(draws.std(0) - sd), 4 * sd / np.sqrt(2 * ess) + 0.02 * sd)
 
 
 def test_nuts_recovers_the_conjugate_posterior(linreg, nuts_linreg):
     _, _, _, exact = linreg
     r = nuts_linreg
     assert r.divergences == 0
-    for name in ("bias", "weights"):
-        draws = r.draws_of(name)
-        mean, sd = exact.means[name].numpy(), exact.sds[name].numpy()
-        ess = r.summary.loc[[i for i in r.summary.index if i.startswith(name)], "ess_bulk"].to_numpy()
-        # Monte Carlo error of the mean sd/sqrt(ESS); of the sd about sd/sqrt(2 ESS)
-        np.testing.assert_array_less(np.abs(draws.mean(0) - mean), 4 * sd / np.sqrt(ess))
-        np.testing.assert_array_less(np.abs(draws.std(0) - sd), 4 * sd / np.sqrt(2 * ess) + 0.02 * sd)
+    _assert_matches(r, exact)
     assert (r.summary["r_hat"] < 1.01).all()
+
+
+def test_hmc_kernel_recovers_the_conjugate_posterior(linreg):
+    m, x, y, exact = linreg
+    r = pgen.sample(
+        m.model,
+        x,
+        y,
+        kernel="hmc",
+        num_steps=10,
+        chains=2,
+        warmup=300,
+        draws=800,
+        seed=1,
+        progress=False,
+        jit=True,
+    )
+    assert r.kernel == "hmc" and r.divergences == 0
+    accept = r.sample_stats["acceptance_rate"]
+    assert 0.5 < accept.mean() < 0.99  # the step size was adapted towards the 0.8 target
+    _assert_matches(r, exact)
 
 
 def test_result_carries_inference_data_that_arviz_reads(nuts_linreg, tmp_path):
@@ -238,3 +291,5 @@ def test_bad_input_is_explained():
         )
     with pytest.raises(ValueError, match="not latent sites"):
         pgen.sample(m.model, init={"nope": 1.0}, progress=False)
+    with pytest.raises(ValueError, match="step_size_jitter must be < 1.0, got 1.5"):
+        k.HMC(m.model, step_size_jitter=1.5)

@@ -415,6 +415,11 @@ class HMC(MCMCKernel):
             constrained values for some sites (the rest uniform). Starts whose
             potential or gradient is not finite are redrawn (up to 100 times).
         jit: compile the potential and its gradient (see :mod:`pgen.inference.potential`).
+        step_size_jitter: each transition uses the step size times a uniform factor in
+            ``[1 - jitter, 1 + jitter]`` (HMC only; Neal 2011, sec. 5.4.2.2). A fixed
+            trajectory length close to a period of the posterior (about 2 pi in the
+            whitened space) brings every proposal back near its start; jittering breaks
+            that. 0 turns it off.
     """
 
     _uses_tree = False
@@ -431,6 +436,7 @@ class HMC(MCMCKernel):
         target_accept: float = 0.8,
         init="uniform",
         jit: bool = False,
+        step_size_jitter: float = 0.2,
     ):
         if not callable(model):
             raise TypeError(f"model must be a callable Pyro model, got {type(model).__name__}")
@@ -451,6 +457,7 @@ class HMC(MCMCKernel):
             )
         self.init = init
         self.jit = bool(jit)
+        self.step_size_jitter = check_float("step_size_jitter", step_size_jitter, nonnegative=True, below=1.0)
         self.potential: Potential | None = None
         self._cache_key = None
 
@@ -543,9 +550,10 @@ class HMC(MCMCKernel):
 
     # -- one transition
     def _transition(self, point: Point):
-        return hmc_transition(
-            point, self.rng, self.step_size, self.num_steps, self.metric, self.value_and_grad
-        )
+        step = self.step_size
+        if self.step_size_jitter:
+            step *= 1.0 + self.step_size_jitter * (2.0 * self.rng.random() - 1.0)
+        return hmc_transition(point, self.rng, step, self.num_steps, self.metric, self.value_and_grad)
 
     def sample(self, params):
         if params is not self._last_params:
