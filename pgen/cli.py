@@ -38,6 +38,9 @@ def _model_flag(parser, name, param, hint):
         kwargs.update(nargs="*", type=args[0], metavar="N")
     elif origin is Literal:
         kwargs["choices"] = list(args)
+    elif origin in (typing.Union, types.UnionType) and any(get_origin(a) in (tuple, list) for a in args):
+        inner = next(get_args(a)[0] for a in args if get_origin(a) in (tuple, list))
+        kwargs.update(nargs="+", type=inner, metavar="N")
     elif origin in (typing.Union, types.UnionType):
         literals = [a for arg in args if get_origin(arg) is Literal for a in get_args(arg)]
         numeric = [arg for arg in args if arg in (int, float)]
@@ -205,8 +208,9 @@ def _fit_args(args) -> dict:
 
 def _print_metrics(m: dict) -> None:
     bpd = "" if m["bits_per_dim"] is None else f", {m['bits_per_dim']:.4f} bits/dim"
+    what = "conditional IS log-likelihood log p(x|y)" if m.get("conditional") else "IS log-likelihood"
     print(
-        f"{m['split']} ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats; IS log-likelihood "
+        f"{m['split']} ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats; {what} "
         f"(K={m['num_samples']}) {m['log_likelihood']:.2f} +- {m['log_likelihood_se']:.2f} "
         f"nats{bpd} "
         f"({m['n']} examples)"
@@ -364,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             from . import runs
 
             draws = runs.sample(args.run, n=args.n, seed=args.seed, out=args.out)
-            print(f"{len(draws)} samples written to {args.out or args.run + '/samples.png'} (and .npz)")
+            shape = "x".join(str(s) for s in draws.shape)
+            print(f"samples ({shape}) written to {args.out or args.run + '/samples.png'} (and .npz)")
         elif args.command == "evaluate":
             from . import runs
 

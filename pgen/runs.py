@@ -31,6 +31,7 @@ from .eval import bits_per_dim, elbo, log_likelihood
 from .inference import fit
 from .inference.svi import CHECKPOINT_NAME
 from .models import registry
+from .models.cvae import CVAE
 
 __all__ = [
     "train",
@@ -41,6 +42,7 @@ __all__ = [
     "load_data",
     "load_run_model",
     "read_config",
+    "read_metrics",
     "demo",
     "BINARIZE",
 ]
@@ -66,6 +68,14 @@ def read_config(run_dir: str | Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
+
+
+def read_metrics(run_dir: str | Path) -> dict:
+    """The ``metrics.json`` that :func:`evaluate` wrote into a run folder."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no {METRICS}; run `pgen evaluate {run_dir}` first")
+    return json.loads(path.read_text())
 
 
 def data_config(
@@ -132,6 +142,13 @@ def _split_validation(x, y, fraction: float, seed: int):
 
 def _pack(x, y, spec):
     return (x, y) if getattr(spec.cls, "uses_labels", False) else x
+
+
+def _prepare(m, x, y):
+    """A model's own view of a dataset: e.g. the CVAE in-painting task splits images into
+    ``(hidden pixels, observed pixels)``; other models take ``(x, y)`` as loaded."""
+    prepare = getattr(m, "prepare_data", None)
+    return prepare(x, y) if prepare is not None else (x, y)
 
 
 def _build_model(cfg: dict, x, y):
@@ -201,6 +218,14 @@ def train(
         x_test, y_test, _ = load_data(cfg["data"], "test")
         val = (x_test, y_test)
     spec, m = _build_model(cfg, x_train, y_train)
+    if transform is not None and hasattr(m, "prepare_data"):
+        raise ValueError(
+            f"binarize='dynamic' re-binarizes the images of each minibatch, which {cfg['model']} "
+            "does not see whole; use binarize='threshold' or 'static'"
+        )
+    x_train, y_train = _prepare(m, x_train, y_train)
+    if val is not None:
+        val = _prepare(m, *val)
     if not _resume:
         cfg["model_args"] = {k: v for k, v in m.config.items() if k not in spec.data_args(x, y)}
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -287,6 +312,7 @@ def evaluate(
     m = load_run_model(run_dir)
     split = check_choice("split", split, ("train", "test"))
     x, y, _ = load_data(cfg["data"], split)
+    x, y = _prepare(m, x, y)
     spec = registry.get(cfg["model"])
     kw = {"y": y} if getattr(spec.cls, "uses_labels", False) else {}
     start = time.perf_counter()
@@ -312,6 +338,7 @@ def evaluate(
         "split": split,
         "n": n,
         "dims": dims,
+        "conditional": bool(kw),
         "elbo": e.mean().item(),
         "elbo_se": e.std().item() / math.sqrt(n),
         "log_likelihood": ll.mean().item(),
@@ -338,9 +365,17 @@ def sample(run_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path |
     cfg = read_config(run_dir)
     m = load_run_model(run_dir)
     n = check_int("n", n, minimum=1)
-    draws = m.sample(n, seed=seed)
     out = Path(out) if out is not None else run_dir / "samples.png"
     meta = data.info(cfg["data"]["name"])
+    if hasattr(m, "prepare_data"):  # conditional: completions or samples per class
+        if meta.kind != "image":
+            raise ValueError(f"pgen sample draws figures of image data; {cfg['data']['name']} is not")
+        x, y, _ = load_data(cfg["data"], "test")
+        _, draws, ax = _conditional_draws(m, x, y, n, seed)
+        plot.save(ax, out)
+        np.savez(out.with_suffix(".npz"), samples=draws.numpy())
+        return draws
+    draws = m.sample(n, seed=seed)
     if meta.kind == "image":
         ax = plot.plot_images(draws, image_shape=meta.image_shape, title=f"{n} samples (means of p(x|z))")
     else:
@@ -349,6 +384,45 @@ def sample(run_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path |
     plot.save(ax, out)
     np.savez(out.with_suffix(".npz"), samples=draws.numpy())
     return draws
+
+
+def _conditional_draws(m, x, y, n: int, seed: int):
+    """``(name, draws, axes)`` of a conditional model: ``n`` completions of the first test
+    images (in-painting) or ``n`` samples of each class (rows = class)."""
+    from . import plot
+
+    meta_shape = getattr(m, "image_shape", None)
+    if m.task == "inpaint":
+        k = min(8, len(x))
+        draws = m.complete(x[:k], num=n, seed=seed)
+        what = "completions" if isinstance(m, CVAE) else "prediction (deterministic)"
+        ax = plot.plot_inpainting(
+            x[:k],
+            m.mask,
+            draws,
+            image_shape=meta_shape,
+            title=f"{int(m.mask.sum())} of {m.data_dim} pixels observed: input, {what}, truth",
+        )
+        return "inpainting.png", draws, ax
+    if m.task == "class":
+        draws = m.sample(torch.arange(m.num_classes), num=n, seed=seed)
+        ax = plot.plot_conditional_grid(draws, title="samples of each class (means of p(x|y,z))")
+        return "conditional_samples.png", draws, ax
+    raise ValueError(f"no figure for task={m.task!r} runs")
+
+
+def _conditional_figures(m, x, y, meta):
+    from . import plot
+
+    if meta.kind != "image":
+        return []
+    name, _, ax = _conditional_draws(m, x, y, 5 if m.task == "inpaint" else 10, 0)
+    out = [(name, ax)]
+    if hasattr(m, "encode"):
+        xx, yy = m.prepare_data(x, y)
+        loc, _ = m.encode(xx, yy)
+        out.append(("latent.png", plot.plot_latent_scatter(loc, y, title="test set, means of q(z|x,y)")))
+    return out
 
 
 def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
@@ -372,6 +446,10 @@ def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
     )
     x, y, _ = load_data(cfg["data"], "test")
     meta = data.info(cfg["data"]["name"])
+    if hasattr(m, "prepare_data"):
+        for name, ax in _conditional_figures(m, x, y, meta):
+            save(ax, name)
+        return written
     if not hasattr(m, "encode"):
         return written
     loc, _ = m.encode(x)

@@ -85,6 +85,54 @@ def test_sample_and_evaluate(tmp_path, capsys):
     assert "IS log-likelihood (K=50)" in capsys.readouterr().out
 
 
+def test_cvae_inpainting_and_class_runs(tmp_path, capsys):
+    tiny = ["--data", "digits", "--hidden", "32", "--latent-dim", "2", "--no-progress", "--epochs", "2"]
+    run = tmp_path / "inpaint"
+    argv = ["train", "cvae", "--task", "inpaint", "--quadrants", "3", *tiny, "--out", str(run)]
+    assert main(argv) == 0
+    assert (run / "inpainting.png").stat().st_size > 1000
+    assert main(["evaluate", str(run), "--num-samples", "20", "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["conditional"] and metrics["dims"] == 16  # the hidden top-right quadrant of 8x8
+    assert metrics["log_likelihood"] > metrics["elbo"]
+    assert "conditional IS log-likelihood log p(x|y)" in capsys.readouterr().out
+    assert main(["sample", str(run), "-n", "3"]) == 0
+    draws = np.load(run / "samples.npz")["samples"]
+    x, _, _ = runs.load_data(runs.read_config(run)["data"], "test")
+    observed = pgen.models.cvae.quadrant_mask((8, 8), 3).numpy()
+    assert draws.shape == (8, 3, 64) and np.array_equal(
+        draws[:, :, observed], np.repeat(x[:8, None, observed], 3, 1)
+    )
+    base = tmp_path / "baseline"
+    argv = ["train", "cvae_baseline", "--task", "inpaint", "--quadrants", "3", "--data", "digits"]
+    assert main([*argv, "--epochs", "2", "--no-progress", "--out", str(base)]) == 0
+    assert main(["evaluate", str(base), "--num-samples", "2", "--no-progress"]) == 0
+    exact = json.loads((base / "metrics.json").read_text())
+    assert exact["elbo"] == pytest.approx(exact["log_likelihood"], abs=1e-4)  # no latent: both exact
+    cls = tmp_path / "class"
+    assert main(["train", "cvae", "--task", "class", "--conditional-prior", *tiny, "--out", str(cls)]) == 0
+    assert main(["sample", str(cls), "-n", "4"]) == 0
+    assert np.load(cls / "samples.npz")["samples"].shape == (10, 4, 64)
+    assert (cls / "conditional_samples.png").is_file() and (cls / "latent.png").is_file()
+    assert (
+        main(
+            [
+                "train",
+                "cvae",
+                "--task",
+                "inpaint",
+                "--binarize",
+                "dynamic",
+                *tiny,
+                "--out",
+                str(tmp_path / "d"),
+            ]
+        )
+        == 2
+    )
+    assert "binarize='dynamic'" in capsys.readouterr().err
+
+
 def test_toy_data_with_a_gaussian_vae(tmp_path):
     run = tmp_path / "moons"
     argv = [

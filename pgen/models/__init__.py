@@ -1,11 +1,13 @@
 """Models: each a Pyro model/guide pair in an ``nn.Module``.
 
-``VAE`` (``pgen.models.vae``), ``PPCA`` (``pgen.models.ppca``, the exact-likelihood
+``VAE`` (``pgen.models.vae``), ``CVAE`` and its deterministic ``Baseline``
+(``pgen.models.cvae``), ``PPCA`` (``pgen.models.ppca``, the exact-likelihood
 oracle), the plain networks in ``pgen.models.nets`` and the name registry the CLI uses.
 """
 
 from . import nets, registry
+from .cvae import CVAE, Baseline
 from .ppca import PPCA
 from .vae import VAE
 
-__all__ = ["VAE", "PPCA", "nets", "registry"]
+__all__ = ["VAE", "CVAE", "Baseline", "PPCA", "nets", "registry"]

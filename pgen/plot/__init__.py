@@ -6,7 +6,9 @@ Imported on first use (``pgen.plot``), so ``import pgen`` does not load matplotl
 from .compare import plot_error_vs_time, plot_marginals, plot_pair
 from .images import (
     image_grid,
+    plot_conditional_grid,
     plot_images,
+    plot_inpainting,
     plot_interpolation,
     plot_latent_manifold,
     plot_reconstructions,
@@ -19,6 +21,8 @@ __all__ = [
     "plot_reconstructions",
     "plot_interpolation",
     "plot_latent_manifold",
+    "plot_conditional_grid",
+    "plot_inpainting",
     "plot_latent_scatter",
     "plot_points",
     "plot_training",

@@ -20,6 +20,8 @@ __all__ = [
     "plot_reconstructions",
     "plot_interpolation",
     "plot_latent_manifold",
+    "plot_conditional_grid",
+    "plot_inpainting",
 ]
 
 
@@ -144,4 +146,51 @@ def plot_latent_manifold(grid, *, ax=None, extent: float = 3.0, image_shape=None
     ax.set_yticks([t * rows + rows / 2 - 0.5 for t in ticks], [f"{values[n - 1 - t]:.1f}" for t in ticks])
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
+    return ax
+
+
+def plot_conditional_grid(
+    samples, *, ax=None, row_labels=None, image_shape=None, title=None, cmap="gray", ylabel="class"
+):
+    """Samples per condition, one row each: ``(conditions, num, pixels)`` (e.g.
+    ``CVAE.sample(torch.arange(10), num=8)``), rows labelled by ``row_labels``."""
+    a = _numpy(samples)
+    if a.ndim != 3:
+        raise ValueError(f"samples must have shape (conditions, num, pixels), got {a.shape}")
+    rows, _ = _image_shape(a.shape[2], image_shape)
+    ax = _show(
+        ax, image_grid(a.reshape(-1, a.shape[2]), nrow=a.shape[1], image_shape=image_shape), title, cmap
+    )
+    labels = list(range(len(a))) if row_labels is None else list(row_labels)
+    if len(labels) != len(a):
+        raise ValueError(f"row_labels has {len(labels)} entries for {len(a)} rows")
+    ax.set_yticks([i * (rows + 1) + rows / 2 - 0.5 for i in range(len(a))], [str(v) for v in labels])
+    ax.set_ylabel(ylabel)
+    return ax
+
+
+def plot_inpainting(images, mask, completions, *, ax=None, image_shape=None, title=None, cmap="gray"):
+    """In-painting, one row per image: the input with its hidden pixels greyed (0.5),
+    the completions, then the truth.
+
+    Args:
+        images: the true images ``(m, pixels)``.
+        mask: ``(pixels,)`` booleans, ``True`` where observed.
+        completions: ``(m, k, pixels)``, e.g. ``CVAE.complete(images, num=k)``.
+    """
+    x, c = _numpy(images), _numpy(completions)
+    mask = _numpy(mask).astype(bool)
+    if x.ndim != 2 or c.ndim != 3 or c.shape[0] != x.shape[0] or c.shape[2] != x.shape[1]:
+        raise ValueError(
+            f"images (m, pixels) and completions (m, k, pixels) do not match: {x.shape}, {c.shape}"
+        )
+    if mask.shape != (x.shape[1],):
+        raise ValueError(f"mask has shape {mask.shape}; expected ({x.shape[1]},)")
+    shown = np.where(mask, x, 0.5)
+    rows = np.concatenate([shown[:, None], c, x[:, None]], axis=1)
+    k = c.shape[1]
+    ax = plot_interpolation(rows, ax=ax, image_shape=image_shape, title=title, cmap=cmap)
+    r, cols = _image_shape(x.shape[1], image_shape)
+    ticks = [cols / 2 - 0.5, (k + 1) * (cols + 1) + cols / 2 - 0.5]
+    ax.set_xticks(ticks, ["input", "truth"])
     return ax

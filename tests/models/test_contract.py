@@ -19,10 +19,22 @@ def _binary(n, d):
     return torch.bernoulli(torch.full((n, d), 0.3))
 
 
+def _inpaint(cls, **kw):
+    m = cls(16, hidden=(8,), task="inpaint", quadrants=2, **kw)  # 4x4 images, bottom half observed
+    hidden, observed = m.split(_binary(6, 16))
+    return m, hidden, {"y": observed}
+
+
 FACTORIES = {
-    # name -> () -> (model instance, data x)
+    # name -> () -> (model instance, data x[, {"y": condition}])
     "vae": lambda: (pgen.models.VAE(12, latent_dim=3, hidden=(8,)), _binary(6, 12)),
     "ppca": lambda: (pgen.models.PPCA(5, 2), torch.randn(6, 5)),
+    "cvae": lambda: (
+        pgen.models.CVAE(12, latent_dim=3, hidden=(8,), task="class", num_classes=3),
+        _binary(6, 12),
+        {"y": torch.tensor([0, 1, 2, 0, 1, 2])},
+    ),
+    "cvae_baseline": lambda: _inpaint(pgen.models.Baseline),
 }
 EXTRA = {
     "vae-gaussian": lambda: (
@@ -30,6 +42,14 @@ EXTRA = {
         torch.randn(6, 12),
     ),
     "vae-beta": lambda: (pgen.models.VAE(12, latent_dim=3, hidden=(), beta=4.0), _binary(6, 12)),
+    "cvae-inpaint-conditional-prior": lambda: _inpaint(
+        pgen.models.CVAE, latent_dim=2, conditional_prior=True
+    ),
+    "cvae-vector-gaussian": lambda: (
+        pgen.models.CVAE(5, latent_dim=2, hidden=(8,), task="vector", cond_dim=3, likelihood="gaussian"),
+        torch.randn(6, 5),
+        {"y": torch.randn(6, 3)},
+    ),
 }
 CASES = {**FACTORIES, **EXTRA}
 
@@ -41,15 +61,15 @@ def test_every_model_is_covered():
 @pytest.fixture(params=sorted(CASES))
 def case(request):
     torch.manual_seed(0)
-    model, x = CASES[request.param]()
-    return request.param, model, x
+    model, x, *kw = CASES[request.param]()
+    return request.param, model, x, (kw[0] if kw else {})
 
 
 def test_sites_live_in_the_data_plate(case):
-    _, m, x = case
-    guide_trace = prune_subsample_sites(poutine.trace(m.guide).get_trace(x))
+    _, m, x, kw = case
+    guide_trace = prune_subsample_sites(poutine.trace(m.guide).get_trace(x, **kw))
     model_trace = prune_subsample_sites(
-        poutine.trace(poutine.replay(m.model, trace=guide_trace)).get_trace(x)
+        poutine.trace(poutine.replay(m.model, trace=guide_trace)).get_trace(x, **kw)
     )
     for trace in (model_trace, guide_trace):
         for name, site in trace.nodes.items():
@@ -60,17 +80,17 @@ def test_sites_live_in_the_data_plate(case):
 
 
 def test_elbo_is_finite_also_with_batched_particles(case):
-    _, m, x = case
-    assert torch.isfinite(torch.tensor(ELBO().loss(m.model, m.guide, x)))
+    _, m, x, kw = case
+    assert torch.isfinite(torch.tensor(ELBO().loss(m.model, m.guide, x, **kw)))
     if m.config.get("beta", 1.0) == 1.0:
-        loss = ImportanceWeightedELBO(num_particles=4).loss(m.model, m.guide, x)
+        loss = ImportanceWeightedELBO(num_particles=4).loss(m.model, m.guide, x, **kw)
         assert torch.isfinite(torch.tensor(loss))
 
 
 def test_gradients_reach_every_parameter(case):
-    _, m, x = case
+    _, m, x, kw = case
     with pyro.get_param_store().scope():
-        loss, surrogate = ELBO().loss_and_surrogate(m.model, m.guide, x)
+        loss, surrogate = ELBO().loss_and_surrogate(m.model, m.guide, x, **kw)
         surrogate.backward()
     for name, p in m.named_parameters():
         assert p.grad is not None, name
@@ -79,33 +99,36 @@ def test_gradients_reach_every_parameter(case):
 
 
 def test_samples_have_the_right_shape(case):
-    _, m, x = case
-    assert m.model(n=5).shape == (5, *m.event_shape)
-    draws = Predictive(m.model, num_samples=3)(n=2)
+    _, m, x, kw = case
+    # unconditional models generate n examples; conditional ones one per condition y
+    first = {"y": kw["y"][:5]} if kw else {"n": 5}
+    assert m.model(**first).shape == (5, *m.event_shape)
+    draws = Predictive(m.model, num_samples=3)(**({"y": kw["y"][:2]} if kw else {"n": 2}))
     assert draws["obs"].shape == (3, 2, *m.event_shape)
 
 
 def test_checkpoint_round_trips_to_identical_outputs(case, tmp_path):
-    name, m, x = case
+    name, m, x, kw = case
     pgen.io.save_model(tmp_path / "m.pt", m)
     again = pgen.io.load_model(tmp_path / "m.pt")
     assert type(again) is type(m) and again.config == m.config
     for fn in ("model", "guide"):
         torch.manual_seed(1)
-        a = getattr(m, fn)(x)
+        a = getattr(m, fn)(x, **kw)
         torch.manual_seed(1)
-        b = getattr(again, fn)(x)
+        b = getattr(again, fn)(x, **kw)
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.manual_seed(2)
-    la = ELBO().loss(m.model, m.guide, x)
+    la = ELBO().loss(m.model, m.guide, x, **kw)
     torch.manual_seed(2)
-    lb = ELBO().loss(again.model, again.guide, x)
+    lb = ELBO().loss(again.model, again.guide, x, **kw)
     assert la == lb
 
 
 def test_the_shared_engine_trains_it(case):
-    _, m, x = case
+    _, m, x, kw = case
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    result = pgen.fit(m.model, m.guide, x, steps=3, batch_size=3, progress=False)
+    data = (x, kw["y"]) if kw else x
+    result = pgen.fit(m.model, m.guide, data, steps=3, batch_size=3, progress=False)
     assert result.num_steps == 3 and torch.isfinite(torch.tensor(result.losses)).all()
     assert any(not torch.equal(v, before[k]) for k, v in m.state_dict().items())
