@@ -15,6 +15,7 @@ A run folder holds
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from .inference import fit
 from .inference.svi import CHECKPOINT_NAME
 from .models import registry
 from .models.cvae import CVAE
+from .models.ssvae import SSVAE
 
 __all__ = [
     "train",
@@ -144,11 +146,16 @@ def _pack(x, y, spec):
     return (x, y) if getattr(spec.cls, "uses_labels", False) else x
 
 
-def _prepare(m, x, y):
+def _prepare(m, x, y, train: bool):
     """A model's own view of a dataset: e.g. the CVAE in-painting task splits images into
-    ``(hidden pixels, observed pixels)``; other models take ``(x, y)`` as loaded."""
+    ``(hidden pixels, observed pixels)`` and the SSVAE hides all but a few training
+    labels; other models take ``(x, y)`` as loaded."""
     prepare = getattr(m, "prepare_data", None)
-    return prepare(x, y) if prepare is not None else (x, y)
+    if prepare is None:
+        return x, y
+    if "train" in inspect.signature(prepare).parameters:
+        return prepare(x, y, train=train)
+    return prepare(x, y)
 
 
 def _build_model(cfg: dict, x, y):
@@ -203,7 +210,12 @@ def train(
             "model_args": dict(model_args or {}),
             "data": data_cfg or data_config("digits"),
             "monitor_test": bool(monitor_test),
-            "fit": {"seed": 0, "batch_size": 128, **(fit_args or {})},
+            "fit": {
+                "seed": 0,
+                "batch_size": 128,
+                "objective": getattr(registry.get(model).cls, "objective", "elbo"),
+                **(fit_args or {}),
+            },
         }
         if "epochs" not in cfg["fit"] and "steps" not in cfg["fit"]:
             cfg["fit"]["epochs"] = 50
@@ -223,9 +235,9 @@ def train(
             f"binarize='dynamic' re-binarizes the images of each minibatch, which {cfg['model']} "
             "does not see whole; use binarize='threshold' or 'static'"
         )
-    x_train, y_train = _prepare(m, x_train, y_train)
+    x_train, y_train = _prepare(m, x_train, y_train, True)
     if val is not None:
-        val = _prepare(m, *val)
+        val = _prepare(m, *val, False)
     if not _resume:
         cfg["model_args"] = {k: v for k, v in m.config.items() if k not in spec.data_args(x, y)}
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -312,7 +324,8 @@ def evaluate(
     m = load_run_model(run_dir)
     split = check_choice("split", split, ("train", "test"))
     x, y, _ = load_data(cfg["data"], split)
-    x, y = _prepare(m, x, y)
+    labels = y
+    x, y = _prepare(m, x, y, False)
     spec = registry.get(cfg["model"])
     kw = {"y": y} if getattr(spec.cls, "uses_labels", False) else {}
     start = time.perf_counter()
@@ -338,7 +351,7 @@ def evaluate(
         "split": split,
         "n": n,
         "dims": dims,
-        "conditional": bool(kw),
+        "conditional": bool(getattr(m, "conditional", False)),
         "elbo": e.mean().item(),
         "elbo_se": e.std().item() / math.sqrt(n),
         "log_likelihood": ll.mean().item(),
@@ -347,6 +360,11 @@ def evaluate(
         "num_samples": num_samples,
         "nll": nll,
         "bits_per_dim": bits_per_dim(nll, dims) if discrete else None,
+        "accuracy": (
+            float((m.classify(x) == labels).float().mean())
+            if hasattr(m, "classify") and labels is not None
+            else None
+        ),
         "seed": seed,
         "seconds": time.perf_counter() - start,
     }
@@ -392,6 +410,11 @@ def _conditional_draws(m, x, y, n: int, seed: int):
     from . import plot
 
     meta_shape = getattr(m, "image_shape", None)
+    if isinstance(m, SSVAE):
+        rows = [m.sample(n, y=c, seed=seed + c) for c in range(m.num_classes)]
+        draws = torch.stack(rows)
+        ax = plot.plot_conditional_grid(draws, title="samples of each class y (means of p(x|y,z))")
+        return "conditional_samples.png", draws, ax
     if m.task == "inpaint":
         k = min(8, len(x))
         draws = m.complete(x[:k], num=n, seed=seed)
@@ -416,7 +439,7 @@ def _conditional_figures(m, x, y, meta):
 
     if meta.kind != "image":
         return []
-    name, _, ax = _conditional_draws(m, x, y, 5 if m.task == "inpaint" else 10, 0)
+    name, _, ax = _conditional_draws(m, x, y, 5 if getattr(m, "task", None) == "inpaint" else 10, 0)
     out = [(name, ax)]
     if hasattr(m, "encode"):
         xx, yy = m.prepare_data(x, y)
@@ -470,6 +493,17 @@ def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
                 pairs, image_shape=shape, title="spherical interpolation between test digits"
             ),
             "interpolation.png",
+        )
+        dims = list(range(min(m.latent_dim, 10)))
+        save(
+            plot.plot_conditional_grid(
+                m.traverse(x[0], dims=dims),
+                row_labels=[f"z{d + 1}" for d in dims],
+                image_shape=shape,
+                ylabel="latent varied over [-3, 3]",
+                title=f"latent traversals from a test digit (beta={m.beta:g})",
+            ),
+            "traversal.png",
         )
         if m.latent_dim == 2:
             save(

@@ -11,9 +11,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
+import beta_vae  # noqa: E402
 import custom_model  # noqa: E402
 import cvae_inpainting  # noqa: E402
+import ssvae_labels  # noqa: E402
 import vae_mnist  # noqa: E402
+import vae_outliers  # noqa: E402
 
 
 def test_custom_model_recovers_the_exact_posterior():
@@ -111,3 +114,27 @@ def test_inpainting_example_writes_the_cll_table(tmp_path):
         tmp_path, data="digits", quadrants=(2,), epochs=3, patience=2, num_samples=20, progress=False
     )
     assert again == rows
+
+
+def test_beta_vae_example_trades_rate_for_distortion(tmp_path):
+    rows = beta_vae.main(tmp_path, data="digits", betas=(0.5, 4.0), epochs=8, latent_dim=4, progress=False)
+    low, high = rows
+    assert high["rate"] < low["rate"] and high["distortion"] > low["distortion"]
+    assert low["elbo"] == pytest.approx(-(low["rate"] + low["distortion"]))
+    assert (tmp_path / "rate_distortion.png").is_file() and (tmp_path / "beta-4" / "traversal.png").is_file()
+
+
+def test_outlier_example_reports_an_auroc_per_corruption(tmp_path):
+    rows = vae_outliers.main(tmp_path, data="digits", epochs=5, num_samples=10, progress=False)
+    assert [r["outliers"] for r in rows] == list(vae_outliers.LABELS.values())
+    assert all(0.5 < r["auroc"] <= 1.0 for r in rows)
+    assert "| inverted |" in (tmp_path / "table.md").read_text() and (tmp_path / "scores.png").is_file()
+
+
+def test_ssvae_example_writes_the_accuracy_table(tmp_path):
+    rows = ssvae_labels.main(
+        tmp_path, data="digits", labels=(20,), epochs=2, classifier_steps=50, num_samples=5, progress=False
+    )
+    (row,) = rows
+    assert 0.1 < row["ssvae accuracy"] <= 1 and 0.1 < row["classifier alone"] <= 1
+    assert "| 20 |" in (tmp_path / "table.md").read_text()

@@ -254,7 +254,10 @@ def _prepare(data, name: str, owner) -> tuple[torch.Tensor, torch.Tensor | None]
         ):
             y = check_data(y, name=y_name, min_rank=1)
         else:
-            y = check_labels(y, name=y_name, num_classes=getattr(owner, "num_classes", None))
+            # a model with its own validate_data checks the label range itself (the SSVAE
+            # allows -1 for "unlabelled")
+            classes = None if hasattr(owner, "validate_data") else getattr(owner, "num_classes", None)
+            y = check_labels(y, name=y_name, num_classes=classes)
         check_same_length(**{name: x, y_name: y})
     return x, y
 

@@ -8,6 +8,7 @@ oracle), the plain networks in ``pgen.models.nets`` and the name registry the CL
 from . import nets, registry
 from .cvae import CVAE, Baseline
 from .ppca import PPCA
+from .ssvae import SSVAE
 from .vae import VAE
 
-__all__ = ["VAE", "CVAE", "Baseline", "PPCA", "nets", "registry"]
+__all__ = ["VAE", "CVAE", "Baseline", "PPCA", "SSVAE", "nets", "registry"]

@@ -112,6 +112,8 @@ class _Conditioning(nn.Module):
     """What a task's ``y`` becomes inside the networks, and how images split into
     ``(x, y)``. Shared by :class:`CVAE` and :class:`Baseline`."""
 
+    conditional = True  # their likelihood is log p(x | y)
+
     def _setup_task(self, data_dim, task, num_classes, cond_dim, quadrants, image_shape, mask=None):
         self.task = check_choice("task", task, TASKS)
         data_dim = check_int("data_dim", data_dim, minimum=1)

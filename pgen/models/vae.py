@@ -280,6 +280,71 @@ class VAE(nn.Module):
         return self.decoder.mean(z)
 
     @torch.no_grad()
+    def traverse(
+        self,
+        x: torch.Tensor | None = None,
+        *,
+        dims=None,
+        values=None,
+    ) -> torch.Tensor:
+        r"""Latent traversals (Higgins et al. 2017): start from the posterior mean of ``x``
+        (one example; the prior mean 0 if ``None``), set one latent coordinate to each of
+        ``values`` with the others fixed, and decode.
+
+        Args:
+            x: one example ``(data_dim,)`` or ``None``.
+            dims: the latent coordinates to vary (default: all).
+            values: the values given to each (default: 9 points over ``[-3, 3]``).
+
+        Returns:
+            ``(len(dims), len(values), data_dim)``: row ``i`` varies ``dims[i]``.
+        """
+        dims = list(range(self.latent_dim)) if dims is None else [int(d) for d in dims]
+        bad = [d for d in dims if not 0 <= d < self.latent_dim]
+        if bad or not dims:
+            raise ValueError(f"dims must be latent coordinates in [0, {self.latent_dim}), got {dims}")
+        values = torch.linspace(-3.0, 3.0, 9) if values is None else torch.as_tensor(values)
+        values = values.to(self._zero.dtype).reshape(-1)
+        if x is None:
+            base = self._zero.new_zeros(self.latent_dim)
+        else:
+            x = self._check_input(x, "x")
+            if x.dim() != 1:
+                raise ValueError(f"traverse takes one example (data_dim,), got shape {tuple(x.shape)}")
+            base = self.encode(x)[0]
+        z = base.expand(len(dims), len(values), self.latent_dim).clone()
+        for row, d in enumerate(dims):
+            z[row, :, d] = values
+        return self.decoder.mean(z)
+
+    @torch.no_grad()
+    def rate_distortion(
+        self, x: torch.Tensor, *, num_samples: int = 10, seed: int | None = 0
+    ) -> tuple[float, float]:
+        r"""Rate and distortion on ``x`` (Alemi et al. 2018), in nats per example:
+
+        .. math::
+            R = \mathbb E_x\,\mathrm{KL}(q(z|x)\,\|\,\mathcal N(0, I))\ \text{(closed form)},
+            \qquad D = -\mathbb E_x\,\mathbb E_{q(z|x)} \log p(x|z)\ \text{(``num_samples`` draws)}.
+
+        The ELBO is :math:`-(D + R)`; the beta-VAE maximizes :math:`-(D + \beta R)`, so a
+        larger beta buys a lower rate with more distortion.
+
+        Returns:
+            ``(rate, distortion)``.
+        """
+        x = check_data(x, name="x", event_shape=self.event_shape).to(self._zero.dtype)
+        num_samples = check_int("num_samples", num_samples, minimum=1)
+        loc, scale = self.encoder(x)
+        rate = 0.5 * (loc**2 + scale**2 - 1.0 - 2.0 * scale.log()).sum(-1)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(check_int("seed", seed, minimum=0))
+            z = loc + scale * torch.randn(num_samples, *loc.shape, dtype=loc.dtype)
+        distortion = -self.decoder.distribution(z).log_prob(x).mean(0)
+        return float(rate.mean()), float(distortion.mean())
+
+    @torch.no_grad()
     def manifold(self, n: int = 15, extent: float = 3.0) -> torch.Tensor:
         """Decode an ``n x n`` grid of z over ``[-extent, extent]^2`` (2-D latent only).
 

@@ -13,7 +13,14 @@ from .images import (
     plot_latent_manifold,
     plot_reconstructions,
 )
-from .latent import plot_latent_scatter, plot_points, plot_training, project_2d
+from .latent import (
+    plot_latent_scatter,
+    plot_points,
+    plot_rate_distortion,
+    plot_score_histograms,
+    plot_training,
+    project_2d,
+)
 
 __all__ = [
     "image_grid",
@@ -26,6 +33,8 @@ __all__ = [
     "plot_latent_scatter",
     "plot_points",
     "plot_training",
+    "plot_rate_distortion",
+    "plot_score_histograms",
     "project_2d",
     "plot_marginals",
     "plot_pair",

@@ -93,3 +93,59 @@ def plot_training(history, *, ax=None, title=None, val_label: str = "validation"
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_rate_distortion(rates, distortions, betas=None, *, ax=None, title=None):
+    r"""Rate :math:`R` (KL to the prior) against distortion :math:`D` (reconstruction
+    negative log-likelihood), one point per model, with dashed lines of equal ELBO
+    :math:`-(D + R)`: points on one line have the same bound, traded differently.
+
+    Args:
+        rates, distortions: nats per example, one per model (e.g. ``VAE.rate_distortion``).
+        betas: labels for the points (the beta of each beta-VAE).
+    """
+    import matplotlib.pyplot as plt
+
+    r, d = np.asarray(rates, dtype=float), np.asarray(distortions, dtype=float)
+    if r.shape != d.shape or r.ndim != 1 or len(r) == 0:
+        raise ValueError(f"rates and distortions must be 1-D of one length, got {r.shape} and {d.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.plot(r, d, "o-", color="C0")
+    if betas is not None:
+        if len(betas) != len(r):
+            raise ValueError(f"betas has {len(betas)} entries for {len(r)} points")
+        for ri, di, b in zip(r, d, betas, strict=True):
+            ax.annotate(f"beta={b:g}", (ri, di), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    lo, hi = (r + d).min(), (r + d).max()
+    span = np.linspace(0, r.max() * 1.1 + 1e-9, 50)
+    for total in np.linspace(lo, hi, 3):
+        ax.plot(span, total - span, "--", color="grey", lw=0.8)
+    ax.text(span[-1], hi - span[-1], " equal ELBO", color="grey", fontsize=8, va="bottom")
+    ax.set_xlabel("rate R = KL(q(z|x) || p(z)) (nats)")
+    ax.set_ylabel("distortion D = -E log p(x|z) (nats)")
+    ax.set_ylim(min(d.min(), lo - r.max()) * 0.95 if d.min() > 0 else None, d.max() * 1.05)
+    ax.set_title(title or "rate vs distortion")
+    return ax
+
+
+def plot_score_histograms(scores: dict, *, ax=None, title=None, xlabel="log p(x) (nats)", bins: int = 40):
+    """Overlaid histograms of scores by group, e.g. ``{"test digits": ll, "noise": ll_out}``."""
+    import matplotlib.pyplot as plt
+
+    if not scores:
+        raise ValueError("scores is empty: give {name: values}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    arrays = {k: _numpy(v).reshape(-1) for k, v in scores.items()}
+    lo = min(a.min() for a in arrays.values())
+    hi = max(a.max() for a in arrays.values())
+    edges = np.linspace(lo, hi, bins + 1)
+    for name, a in arrays.items():
+        ax.hist(a, bins=edges, alpha=0.5, density=True, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax

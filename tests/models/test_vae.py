@@ -119,5 +119,40 @@ def test_bad_calls():
     with pytest.raises(ValueError, match="z has shape"):
         vae.decode(torch.zeros(2, 5))
     assert pgen.models.registry.get("vae").data_args(x, None) == {"data_dim": 10}
-    with pytest.raises(ValueError, match="unknown model 'gan'; registered models: ppca, vae"):
+    with pytest.raises(
+        ValueError, match="unknown model 'gan'; registered models: cvae, cvae_baseline, ppca, ssvae, vae"
+    ):
         pgen.models.registry.get("gan")
+
+
+def test_traversal_varies_one_latent_coordinate_per_row():
+    torch.manual_seed(0)
+    vae = VAE(12, latent_dim=3, hidden=(8,))
+    x = torch.bernoulli(torch.full((12,), 0.5))
+    values = torch.tensor([-2.0, 0.0, 2.0])
+    out = vae.traverse(x, dims=[0, 2], values=values)
+    assert out.shape == (2, 3, 12)
+    base = vae.encode(x)[0]
+    z = base.repeat(3, 1)
+    z[:, 2] = values
+    torch.testing.assert_close(out[1], vae.decode(z))
+    torch.testing.assert_close(vae.traverse(dims=[1], values=[0.0])[0, 0], vae.decode(torch.zeros(3)))
+    with pytest.raises(ValueError, match=r"dims must be latent coordinates in \[0, 3\)"):
+        vae.traverse(x, dims=[3])
+    with pytest.raises(ValueError, match="one example"):
+        vae.traverse(torch.zeros(2, 12))
+
+
+def test_rate_plus_distortion_is_minus_the_elbo():
+    torch.manual_seed(0)
+    vae = VAE(12, latent_dim=3, hidden=(8,))
+    x = torch.bernoulli(torch.full((40, 12), 0.3))
+    rate, distortion = vae.rate_distortion(x, num_samples=400)
+    elbo = pgen.eval.elbo(vae.model, vae.guide, x, num_samples=400)
+    # the ELBO averages 400 draws per example: its Monte Carlo error is far below 0.05 nats
+    assert -(rate + distortion) == pytest.approx(elbo.mean().item(), abs=0.05)
+    loc, scale = vae.encode(x)
+    kl = torch.distributions.kl_divergence(
+        torch.distributions.Normal(loc, scale), torch.distributions.Normal(0.0, 1.0)
+    ).sum(-1)
+    assert rate == pytest.approx(kl.mean().item(), rel=1e-5)

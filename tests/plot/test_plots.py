@@ -99,3 +99,33 @@ def test_save_writes_a_png(tmp_path):
     plot.save(ax, tmp_path / "sub" / "grid.png")
     image = plt.imread(tmp_path / "sub" / "grid.png")
     assert image.ndim == 3 and image.shape[0] > 50
+
+
+def test_conditional_grid_and_inpainting_figures():
+    samples = torch.rand(3, 4, 9)
+    ax = plot.plot_conditional_grid(samples, row_labels=["a", "b", "c"])
+    assert ax.images[0].get_array().shape == (3 * 3 + 2, 4 * 3 + 3)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="row_labels has 2 entries for 3 rows"):
+        plot.plot_conditional_grid(samples, row_labels=["a", "b"])
+    images = torch.ones(2, 9)
+    mask = torch.tensor([True, False] * 4 + [True])
+    ax = plot.plot_inpainting(images, mask, torch.zeros(2, 3, 9))
+    grid = np.ma.getdata(ax.images[0].get_array())
+    assert grid.shape == (2 * 3 + 1, 5 * 3 + 4)  # input, 3 completions, truth
+    np.testing.assert_allclose(grid[0, 0:3], [1.0, 0.5, 1.0])  # hidden pixels shown grey
+    np.testing.assert_allclose(grid[0:3, 16:19], 1.0)  # the truth, last
+    with pytest.raises(ValueError, match=r"mask has shape \(4,\); expected \(9,\)"):
+        plot.plot_inpainting(images, mask[:4], torch.zeros(2, 3, 9))
+
+
+def test_rate_distortion_and_score_histograms():
+    ax = plot.plot_rate_distortion([1.0, 3.0], [20.0, 17.0], betas=[4, 1])
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_allclose(x, [1.0, 3.0]) and np.testing.assert_allclose(y, [20.0, 17.0])
+    assert len(ax.lines) == 4  # the curve and three lines of equal ELBO
+    for line in ax.lines[1:]:
+        lx, ly = line.get_data()
+        np.testing.assert_allclose(lx + ly, lx[0] + ly[0])  # D + R constant along each
+    ax = plot.plot_score_histograms({"in": np.zeros(5), "out": -np.ones(5)})
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["in", "out"]
