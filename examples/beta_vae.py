@@ -41,18 +41,14 @@ def main(out="runs/beta", *, data="mnist5k", betas=BETAS, epochs=30, latent_dim=
     hidden = [400] if x_test.shape[1] > 100 else [128]
     rows = []
     for beta in betas:
-        run = out / f"beta-{beta:g}"
-        if (run / runs.MODEL).exists():
-            vae = runs.load_run_model(run)
-        else:
-            vae, _ = runs.train(
-                run,
-                model="vae",
-                model_args={"latent_dim": latent_dim, "hidden": hidden, "beta": beta},
-                data_cfg=data_cfg,
-                fit_args={"epochs": epochs, "lr": 1e-3, "seed": 0, "jit": True, "objective": "meanfield"},
-                progress=progress,
-            )
+        vae, _ = runs.ensure(
+            out / f"beta-{beta:g}",
+            model="vae",
+            model_args={"latent_dim": latent_dim, "hidden": hidden, "beta": beta},
+            data_cfg=data_cfg,
+            fit_args={"epochs": epochs, "lr": 1e-3, "seed": 0, "jit": True, "objective": "meanfield"},
+            progress=progress,
+        )
         rate, distortion = vae.rate_distortion(x_test, num_samples=10, seed=0)
         rows.append(
             {

@@ -54,21 +54,15 @@ def main(
     for q in quadrants:
         row = {"observed quadrants": q}
         for label, (name, args) in MODELS.items():
-            run = out / f"{label}-q{q}"
-            if not (run / runs.METRICS).exists():
-                if (run / runs.CONFIG).exists():
-                    runs.resume(run, progress=progress)
-                else:
-                    runs.train(
-                        run,
-                        model=name,
-                        model_args={**args, "task": "inpaint", "quadrants": q},
-                        data_cfg=data_cfg,
-                        fit_args={"epochs": epochs, "patience": patience, "lr": 1e-3, "seed": 0},
-                        progress=progress,
-                    )
-                runs.evaluate(run, num_samples=num_samples, progress=progress)
-            m = runs.read_metrics(run)
+            _, m = runs.ensure(
+                out / f"{label}-q{q}",
+                model=name,
+                model_args={**args, "task": "inpaint", "quadrants": q},
+                data_cfg=data_cfg,
+                fit_args={"epochs": epochs, "patience": patience, "lr": 1e-3, "seed": 0},
+                num_samples=num_samples,
+                progress=progress,
+            )
             row[f"{label} CLL"] = m["log_likelihood"]
             row[f"{label} se"] = m["log_likelihood_se"]
             if label == "cvae":

@@ -55,21 +55,15 @@ def main(
     x_test, y_test, _ = runs.load_data(data_cfg, "test")
     rows = []
     for n in labels:
-        run = out / f"labels-{n}"
-        if not (run / runs.METRICS).exists():
-            if (run / runs.CONFIG).exists():
-                runs.resume(run, progress=progress)
-            else:
-                runs.train(
-                    run,
-                    model="ssvae",
-                    model_args={"labels": n, "hidden": HIDDEN, "latent_dim": 20},
-                    data_cfg=data_cfg,
-                    fit_args={"epochs": epochs, "lr": 1e-3, "seed": 0},
-                    progress=progress,
-                )
-            runs.evaluate(run, num_samples=num_samples, progress=progress)
-        m = runs.read_metrics(run)
+        _, m = runs.ensure(
+            out / f"labels-{n}",
+            model="ssvae",
+            model_args={"labels": n, "hidden": HIDDEN, "latent_dim": 20},
+            data_cfg=data_cfg,
+            fit_args={"epochs": epochs, "lr": 1e-3, "seed": 0},
+            num_samples=num_samples,
+            progress=progress,
+        )
         alone = classifier_alone(x, y, x_test, y_test, labels=n, steps=classifier_steps)
         rows.append(
             {

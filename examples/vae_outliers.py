@@ -30,19 +30,14 @@ LABELS = {
 def main(out="runs/outliers", *, data="mnist5k", epochs=50, num_samples=200, progress=True):
     out = Path(out)
     data_cfg = runs.data_config(data, binarize="threshold")
-    run = out / "vae"
-    if (run / runs.MODEL).exists():
-        vae = runs.load_run_model(run)
-    else:
-        hidden = [400] if data == "mnist5k" else [128]
-        vae, _ = runs.train(
-            run,
-            model="vae",
-            model_args={"latent_dim": 20, "hidden": hidden},
-            data_cfg=data_cfg,
-            fit_args={"epochs": epochs, "lr": 1e-3, "seed": 0, "jit": True, "objective": "meanfield"},
-            progress=progress,
-        )
+    vae, _ = runs.ensure(
+        out / "vae",
+        model="vae",
+        model_args={"latent_dim": 20, "hidden": [400] if data == "mnist5k" else [128]},
+        data_cfg=data_cfg,
+        fit_args={"epochs": epochs, "lr": 1e-3, "seed": 0, "jit": True, "objective": "meanfield"},
+        progress=progress,
+    )
     x_test, _, _ = runs.load_data(data_cfg, "test")
     kw = dict(num_samples=num_samples, seed=0, progress=progress)
     held_out = log_likelihood(vae.model, vae.guide, x_test, **kw)

@@ -38,6 +38,7 @@ from .models.ssvae import SSVAE
 __all__ = [
     "train",
     "resume",
+    "ensure",
     "evaluate",
     "sample",
     "make_figures",
@@ -289,6 +290,45 @@ def resume(
         cfg["fit"]["epochs" if epochs is not None else "steps"] = epochs if epochs is not None else steps
         _write_json(run_dir / CONFIG, cfg)
     return train(run_dir, progress=progress, figures=figures, _resume=True)
+
+
+def ensure(
+    run_dir: str | Path,
+    *,
+    model: str,
+    model_args: dict | None = None,
+    data_cfg: dict | None = None,
+    fit_args: dict | None = None,
+    num_samples: int | None = None,
+    progress: bool = True,
+):
+    """A finished run, made only as far as needed: train it if the folder is new, resume
+    it if it was interrupted (it has a configuration but no trained model), and with
+    ``num_samples`` evaluate it unless ``metrics.json`` exists. For scripts that fill a
+    table from several runs and may be stopped and started again.
+
+    Returns:
+        ``(model, metrics)``, ``metrics`` being ``None`` without ``num_samples``.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / MODEL).exists():
+        m = load_run_model(run_dir)
+    elif (run_dir / CONFIG).exists():
+        m, _ = resume(run_dir, progress=progress)
+    else:
+        m, _ = train(
+            run_dir,
+            model=model,
+            model_args=model_args,
+            data_cfg=data_cfg,
+            fit_args=fit_args,
+            progress=progress,
+        )
+    if num_samples is None:
+        return m, None
+    if not (run_dir / METRICS).exists():
+        evaluate(run_dir, num_samples=num_samples, progress=progress)
+    return m, read_metrics(run_dir)
 
 
 def load_run_model(run_dir: str | Path):

@@ -149,6 +149,15 @@ class _Conditioning(nn.Module):
             cond, target = check_int("cond_dim", cond_dim, minimum=1), data_dim
             self.register_buffer("mask", torch.zeros(0, dtype=torch.bool), persistent=False)
         self.data_dim, self.cond_dim, self.target_dim = data_dim, cond, target
+        self.task_config = {
+            "data_dim": data_dim,
+            "task": task,
+            "num_classes": self.num_classes if task == "class" else num_classes,
+            "cond_dim": cond_dim,
+            "quadrants": int(quadrants),
+            "image_shape": None if image_shape is None else list(image_shape),
+            "mask": None if mask is None else self.mask.int().tolist(),
+        }
         return cond, target
 
     @property
@@ -282,15 +291,9 @@ class CVAE(_Conditioning):
         likelihood = check_choice("likelihood", likelihood, ("bernoulli", "gaussian"))
         activation = check_choice("activation", activation, ACTIVATIONS)
         self.config = {
-            "data_dim": self.data_dim,
+            **self.task_config,
             "latent_dim": latent_dim,
             "hidden": list(hidden),
-            "task": task,
-            "num_classes": self.num_classes if task == "class" else num_classes,
-            "cond_dim": cond_dim,
-            "quadrants": int(quadrants),
-            "image_shape": None if image_shape is None else list(image_shape),
-            "mask": None if mask is None else self.mask.int().tolist(),
             "conditional_prior": bool(conditional_prior),
             "likelihood": likelihood,
             "activation": activation,
@@ -413,17 +416,7 @@ class Baseline(_Conditioning):
         cond, target = self._setup_task(data_dim, task, num_classes, cond_dim, quadrants, image_shape, mask)
         hidden = check_int_tuple("hidden", hidden)
         activation = check_choice("activation", activation, ACTIVATIONS)
-        self.config = {
-            "data_dim": self.data_dim,
-            "hidden": list(hidden),
-            "task": task,
-            "num_classes": self.num_classes if task == "class" else num_classes,
-            "cond_dim": cond_dim,
-            "quadrants": int(quadrants),
-            "image_shape": None if image_shape is None else list(image_shape),
-            "mask": None if mask is None else self.mask.int().tolist(),
-            "activation": activation,
-        }
+        self.config = {**self.task_config, "hidden": list(hidden), "activation": activation}
         self.net = MLP(cond, hidden, target, activation)
 
     def model(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None) -> torch.Tensor:
