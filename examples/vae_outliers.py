@@ -56,7 +56,12 @@ def main(out="runs/outliers", *, data="mnist5k", epochs=50, num_samples=200, pro
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text)
-    ax = plot.plot_score_histograms(scores, title=f"IS log p(x), K={num_samples}, VAE trained on {data}")
+    low = min(float(s.min()) for s in scores.values() if float(s.max()) > float(held_out.min()) - 1000)
+    ax = plot.plot_score_histograms(
+        scores,
+        title=f"IS log p(x), K={num_samples}, VAE trained on {data}",
+        range=(max(low, float(held_out.min()) - 1000), float(held_out.max()) + 10),
+    )
     plot.save(ax, out / "scores.png")
     print(text)
     return rows

@@ -129,8 +129,13 @@ def plot_rate_distortion(rates, distortions, betas=None, *, ax=None, title=None)
     return ax
 
 
-def plot_score_histograms(scores: dict, *, ax=None, title=None, xlabel="log p(x) (nats)", bins: int = 40):
-    """Overlaid histograms of scores by group, e.g. ``{"test digits": ll, "noise": ll_out}``."""
+def plot_score_histograms(
+    scores: dict, *, ax=None, title=None, xlabel="log p(x) (nats)", bins: int = 40, range=None
+):
+    """Overlaid histograms of scores by group, e.g. ``{"test digits": ll, "noise": ll_out}``.
+
+    ``range=(lo, hi)`` limits the axis; a group with no score inside it is named in the
+    legend with its mean, as off the chart."""
     import matplotlib.pyplot as plt
 
     if not scores:
@@ -138,11 +143,18 @@ def plot_score_histograms(scores: dict, *, ax=None, title=None, xlabel="log p(x)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     arrays = {k: _numpy(v).reshape(-1) for k, v in scores.items()}
-    lo = min(a.min() for a in arrays.values())
-    hi = max(a.max() for a in arrays.values())
+    if range is None:
+        lo = min(a.min() for a in arrays.values())
+        hi = max(a.max() for a in arrays.values())
+    else:
+        lo, hi = (float(v) for v in range)
     edges = np.linspace(lo, hi, bins + 1)
     for name, a in arrays.items():
-        ax.hist(a, bins=edges, alpha=0.5, density=True, label=name)
+        inside = a[(a >= lo) & (a <= hi)]
+        if len(inside) == 0:
+            ax.plot([], [], " ", label=f"{name}: off the chart (mean {a.mean():.4g})")
+            continue
+        ax.hist(inside, bins=edges, alpha=0.5, density=True, label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.legend(fontsize=8)

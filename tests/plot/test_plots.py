@@ -129,3 +129,6 @@ def test_rate_distortion_and_score_histograms():
         np.testing.assert_allclose(lx + ly, lx[0] + ly[0])  # D + R constant along each
     ax = plot.plot_score_histograms({"in": np.zeros(5), "out": -np.ones(5)})
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["in", "out"]
+    ax = plot.plot_score_histograms({"in": np.zeros(5), "far": np.full(3, -1e4)}, range=(-10, 1))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["in", "far: off the chart (mean -1e+04)"]
