@@ -2,12 +2,13 @@
 
 Every model is trained by one SVI engine (:func:`pgen.fit`) and evaluated by the same
 estimators (:mod:`pgen.eval`). Subpackages: ``pgen.data``, ``pgen.models``,
-``pgen.inference``, ``pgen.eval``, ``pgen.plot`` (imported on first use), ``pgen.io``.
+``pgen.inference``, ``pgen.eval``, ``pgen.teach``, ``pgen.plot`` (imported on first use),
+``pgen.io``.
 """
 
 __version__ = "0.1.0"
 
-from . import data, eval, inference, io, models  # noqa: E402
+from . import data, eval, inference, io, models, teach  # noqa: E402
 from .inference import Comparison, MCMCResult, SVIResult, compare, fit, sample  # noqa: E402
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "inference",
     "eval",
     "io",
+    "teach",
     "plot",
     "__version__",
 ]

@@ -5,6 +5,7 @@
     pgen sample runs/vae -n 64
     pgen evaluate runs/vae --num-samples 1000
     pgen demo [--out runs/demo]
+    pgen teach elbo|iwae|meanfield|score|all [--out docs/derivations]
 
 Model flags are generated from the model class's constructor (``--latent-dim`` is
 ``latent_dim=``); fit flags are ``pgen.fit``'s arguments. The resolved configuration is
@@ -180,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--steps", type=int, default=3000, help="SVI steps per guide")
     cmp.add_argument("--reference-draws", type=int, default=2500, help="draws per chain of a NUTS reference")
     cmp.add_argument("--no-progress", action="store_true")
+
+    teach = commands.add_parser("teach", help="draw a derivation's figure (docs/derivations.md)")
+    teach.add_argument("topic", choices=["elbo", "iwae", "meanfield", "score", "all"])
+    teach.add_argument("--out", default="docs/derivations", help="folder for the PNGs")
+    teach.add_argument("--seed", type=int, default=0)
+    teach.add_argument("--quick", action="store_true", help="fewer steps and samples (for a smoke test)")
 
     demo = commands.add_parser("demo", help="the main job: a VAE on real MNIST digits, end to end")
     demo.add_argument("--out", default="runs/demo")
@@ -391,6 +398,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(metrics, indent=2))
         elif args.command == "compare":
             _compare(args)
+        elif args.command == "teach":
+            from .teach.figures import make_figure
+
+            make_figure(args.topic, args.out, seed=args.seed, quick=args.quick)
+            print(f"figures in {args.out}")
         elif args.command == "demo":
             _demo(args)
     except KeyboardInterrupt as stop:

@@ -21,6 +21,7 @@ from .latent import (
     plot_training,
     project_2d,
 )
+from .teach import plot_elbo_terms, plot_iwae_curve, plot_mean_field, plot_score_matching
 
 __all__ = [
     "image_grid",
@@ -39,6 +40,10 @@ __all__ = [
     "plot_marginals",
     "plot_pair",
     "plot_error_vs_time",
+    "plot_elbo_terms",
+    "plot_iwae_curve",
+    "plot_mean_field",
+    "plot_score_matching",
     "save",
 ]
 

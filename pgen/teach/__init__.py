@@ -1,0 +1,32 @@
+"""Teaching the ELBO: each derivation in the notes computed on a real model, checked
+numerically and plotted (see ``docs/derivations.md``; ``pgen teach TOPIC`` draws each
+figure).
+
+* :func:`elbo_decomposition`: reconstruction, KL (Monte Carlo and closed form), ELBO,
+  and with an exact model the gap log p(x) - ELBO next to KL(q || p(z|x)).
+* :func:`iwae_curve`: the importance-weighted bound against K, up to log p(x).
+* :func:`track_elbo_terms`: the terms over training.
+* :func:`mean_field_ising`: coordinate-ascent mean field, checked against log Z by
+  enumeration.
+* :func:`score_matching_objectives`: explicit and integration-by-parts score matching.
+"""
+
+from .elbo import ELBODecomposition, IWAECurve, elbo_decomposition, iwae_curve, track_elbo_terms
+from .meanfield import MeanFieldRun, ising_elbo, ising_log_z, mean_field_ising, random_ising
+from .score import ScoreObjectives, jacobian_trace, score_matching_objectives
+
+__all__ = [
+    "elbo_decomposition",
+    "ELBODecomposition",
+    "iwae_curve",
+    "IWAECurve",
+    "track_elbo_terms",
+    "mean_field_ising",
+    "MeanFieldRun",
+    "ising_log_z",
+    "ising_elbo",
+    "random_ising",
+    "score_matching_objectives",
+    "ScoreObjectives",
+    "jacobian_trace",
+]

@@ -1,0 +1,134 @@
+"""The figures of ``docs/derivations.md``, one function per topic, as ``pgen teach TOPIC``
+draws them. Each writes PNGs into ``out``, prints what it checked, and returns the
+numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..checks import check_choice
+
+__all__ = ["TOPICS", "make_figure"]
+
+
+def _ppca_setup(seed: int):
+    from ..models import PPCA
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(300, 5, generator=g) @ torch.randn(5, 5, generator=g) * 0.5
+    torch.manual_seed(seed)
+    return PPCA(5, 2), x
+
+
+def figure_elbo(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """log p(x) = ELBO + KL(q || p(z|x)) on probabilistic PCA, over training."""
+    from .. import plot
+    from .elbo import track_elbo_terms
+
+    model, x = _ppca_setup(seed)
+    h = track_elbo_terms(
+        model, x, rounds=3 if quick else 12, steps=30 if quick else 60, lr=0.02, num_samples=200, exact=True
+    )
+    plot.save(
+        plot.plot_elbo_terms(h, title="probabilistic PCA: the ELBO and its terms"), out / "elbo_terms.png"
+    )
+    worst = max(
+        abs(e + k - v) for e, k, v in zip(h["elbo"], h["kl_posterior"], h["log_evidence"], strict=True)
+    )
+    print(f"log p(x) - (ELBO + KL(q||p(z|x))): at most {worst:.4f} nats over training (Monte Carlo error)")
+    return h
+
+
+def figure_iwae(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """IWAE bounds against K, on probabilistic PCA with a fitted (imperfect) guide."""
+    from .. import plot
+    from ..inference import fit
+    from .elbo import iwae_curve
+
+    model, x = _ppca_setup(seed)
+    fit(model.model, model.guide, x, steps=100 if quick else 400, lr=0.02, seed=seed, progress=False)
+    ks = (1, 2, 5, 10, 50) if quick else (1, 2, 5, 10, 50, 100, 500, 1000)
+    curve = iwae_curve(model.model, model.guide, x[:100], ks=ks, repeats=10 if quick else 20, exact=model)
+    plot.save(plot.plot_iwae_curve(curve), out / "iwae.png")
+    print(
+        f"L_1 (ELBO) {curve.bounds[0]:.4f}, L_{curve.ks[-1]} {curve.bounds[-1]:.4f}, "
+        f"log p(x) {curve.log_evidence:.4f} nats"
+    )
+    return {"ks": curve.ks, "bounds": curve.bounds, "log_evidence": curve.log_evidence}
+
+
+def figure_meanfield(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """CAVI on a 12-spin Ising model against log Z by enumeration."""
+    from .. import plot
+    from .meanfield import mean_field_ising, random_ising
+
+    w, b = random_ising(12, coupling=0.4, seed=seed)
+    run = mean_field_ising(w, b, sweeps=3 if quick else 6, seed=seed)
+    plot.save(plot.plot_mean_field(run), out / "mean_field.png")
+    print(
+        f"mean-field ELBO {run.elbos[-1]:.4f} <= log Z {run.log_z:.4f}; largest error of a "
+        f"mean: {float((run.means - run.exact_means).abs().max()):.3f}"
+    )
+    return {"elbos": run.elbos, "log_z": run.log_z}
+
+
+def figure_score(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """Explicit vs integration-by-parts score matching on a 2-D Gaussian, along a path
+    of linear-plus-sine score models."""
+    import numpy as np
+
+    from .. import plot
+    from .score import score_matching_objectives
+
+    mean = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    cov = torch.tensor([[1.0, 0.6], [0.6, 2.0]], dtype=torch.float64)
+    prec = torch.linalg.inv(cov)
+    g = torch.Generator().manual_seed(seed)
+    n = 2000 if quick else 20000
+    x = mean + torch.randn(n, 2, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(cov).T
+    thetas = np.linspace(0.0, 2.0, 9)
+    explicit, implicit = [], []
+    for theta in thetas:
+
+        def model_score(z, theta=float(theta)):
+            return -(z - theta * mean) @ (theta * prec) + 0.3 * torch.sin(z)
+
+        obj = score_matching_objectives(model_score, x, lambda z: -(z - mean) @ prec)
+        explicit.append(float(obj.explicit.mean()))
+        implicit.append(float(obj.implicit.mean()))
+    constant = 0.5 * float(torch.trace(prec))
+    ax = plot.plot_score_matching(
+        thetas,
+        explicit,
+        implicit,
+        constant=constant,
+        xlabel="theta (s = -theta P (x - theta mu) + 0.3 sin x)",
+    )
+    plot.save(ax, out / "score_matching.png")
+    diffs = np.asarray(explicit) - np.asarray(implicit)
+    print(
+        f"explicit - implicit over {len(thetas)} thetas: {diffs.min():.4f} .. {diffs.max():.4f}; "
+        f"C = {constant:.4f}"
+    )
+    return {"thetas": thetas.tolist(), "explicit": explicit, "implicit": implicit, "constant": constant}
+
+
+TOPICS = {
+    "elbo": figure_elbo,
+    "iwae": figure_iwae,
+    "meanfield": figure_meanfield,
+    "score": figure_score,
+}
+
+
+def make_figure(topic: str, out="docs/derivations", *, seed: int = 0, quick: bool = False) -> dict:
+    """Draw the figure(s) of ``topic`` (one of :data:`TOPICS`, or ``all``) into ``out``."""
+    topic = check_choice("topic", topic, [*TOPICS, "all"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if topic == "all":
+        return {name: fn(out, seed, quick) for name, fn in TOPICS.items()}
+    return TOPICS[topic](out, seed, quick)
