@@ -21,7 +21,13 @@ from .latent import (
     plot_training,
     project_2d,
 )
-from .teach import plot_elbo_terms, plot_iwae_curve, plot_mean_field, plot_score_matching
+from .teach import (
+    plot_elbo_terms,
+    plot_gradient_variance,
+    plot_iwae_curve,
+    plot_mean_field,
+    plot_score_matching,
+)
 
 __all__ = [
     "image_grid",
@@ -44,6 +50,7 @@ __all__ = [
     "plot_iwae_curve",
     "plot_mean_field",
     "plot_score_matching",
+    "plot_gradient_variance",
     "save",
 ]
 

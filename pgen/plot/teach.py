@@ -6,7 +6,13 @@ import numpy as np
 
 from .images import _axes
 
-__all__ = ["plot_elbo_terms", "plot_iwae_curve", "plot_mean_field", "plot_score_matching"]
+__all__ = [
+    "plot_elbo_terms",
+    "plot_iwae_curve",
+    "plot_mean_field",
+    "plot_score_matching",
+    "plot_gradient_variance",
+]
 
 
 def plot_elbo_terms(history: dict, *, ax=None, title=None):
@@ -77,4 +83,26 @@ def plot_score_matching(thetas, explicit, implicit, *, constant=None, ax=None, x
     ax.set_ylabel("objective")
     ax.legend(fontsize=8)
     ax.set_title(title or "score matching: the two objectives differ by a constant")
+    return ax
+
+
+def plot_gradient_variance(study, *, ax=None, title=None):
+    """Total variance of each gradient estimator against the number of samples S
+    (log-log: slope -1 for every unbiased Monte Carlo estimator)."""
+    ax = _axes(ax)
+    for name, values in study.variance.items():
+        ax.plot(study.sample_sizes, values, "o-", label=name)
+    s = np.asarray(study.sample_sizes, dtype=float)
+    first = study.variance[next(iter(study.variance))][0]
+    ax.plot(s, first * s[0] / s, "k:", lw=0.8, label="1/S")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(s, [f"{int(v)}" for v in s])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("S (samples per estimate)")
+    ax.set_ylabel("variance of the gradient estimate (summed over parameters)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "gradient estimators of E_q[f(z)]: same mean, different variance")
     return ax

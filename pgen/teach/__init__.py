@@ -6,12 +6,14 @@ figure).
   and with an exact model the gap log p(x) - ELBO next to KL(q || p(z|x)).
 * :func:`iwae_curve`: the importance-weighted bound against K, up to log p(x).
 * :func:`track_elbo_terms`: the terms over training.
+* :func:`gradient_estimates`: reparameterization vs score-function gradients.
 * :func:`mean_field_ising`: coordinate-ascent mean field, checked against log Z by
   enumeration.
 * :func:`score_matching_objectives`: explicit and integration-by-parts score matching.
 """
 
 from .elbo import ELBODecomposition, IWAECurve, elbo_decomposition, iwae_curve, track_elbo_terms
+from .gradients import ESTIMATORS, GradientStudy, gradient_estimates, gradient_variance_curve
 from .meanfield import MeanFieldRun, ising_elbo, ising_log_z, mean_field_ising, random_ising
 from .score import ScoreObjectives, jacobian_trace, score_matching_objectives
 
@@ -29,4 +31,8 @@ __all__ = [
     "score_matching_objectives",
     "ScoreObjectives",
     "jacobian_trace",
+    "gradient_estimates",
+    "gradient_variance_curve",
+    "GradientStudy",
+    "ESTIMATORS",
 ]

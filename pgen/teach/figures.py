@@ -116,7 +116,31 @@ def figure_score(out: Path, seed: int = 0, quick: bool = False) -> dict:
     return {"thetas": thetas.tolist(), "explicit": explicit, "implicit": implicit, "constant": constant}
 
 
+def figure_gradients(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """Variance of reparameterization and score-function gradients against S, for
+    f(z) = ||z - a||^2 under q = N(mu, diag sigma^2) (exact gradient known)."""
+    from .. import plot
+    from .gradients import gradient_variance_curve
+
+    a = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    mu = torch.tensor([0.5, 0.0], dtype=torch.float64)
+    sigma = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    exact = torch.cat([2 * (mu - a), 2 * sigma])  # d/dmu and d/dsigma of ||mu - a||^2 + ||sigma||^2
+    study = gradient_variance_curve(
+        lambda z: ((z - a) ** 2).sum(-1), mu, sigma, repeats=500 if quick else 4000, exact=exact, seed=seed
+    )
+    plot.save(plot.plot_gradient_variance(study), out / "gradient_variance.png")
+    at = {k: v[-1] for k, v in study.variance.items()}
+    print(
+        f"variance at S={study.sample_sizes[-1]}: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in at.items())
+        + f"; largest bias {max(max(b) for b in study.bias.values()):.3f} (Monte Carlo error)"
+    )
+    return {"sample_sizes": study.sample_sizes, "variance": study.variance}
+
+
 TOPICS = {
+    "gradients": figure_gradients,
     "elbo": figure_elbo,
     "iwae": figure_iwae,
     "meanfield": figure_meanfield,

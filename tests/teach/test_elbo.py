@@ -67,7 +67,13 @@ def test_pgen_teach_draws_each_figure(tmp_path, capsys):
     from pgen.cli import main
 
     assert main(["teach", "all", "--out", str(tmp_path), "--quick"]) == 0
-    for name in ("elbo_terms.png", "iwae.png", "mean_field.png", "score_matching.png"):
+    for name in (
+        "elbo_terms.png",
+        "iwae.png",
+        "gradient_variance.png",
+        "mean_field.png",
+        "score_matching.png",
+    ):
         assert (tmp_path / name).stat().st_size > 5000
     printed = capsys.readouterr().out
     assert "log p(x) - (ELBO + KL(q||p(z|x)))" in printed and "<= log Z" in printed
