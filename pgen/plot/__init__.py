@@ -22,6 +22,7 @@ from .latent import (
     project_2d,
 )
 from .teach import (
+    plot_divergence_fits,
     plot_elbo_terms,
     plot_gradient_variance,
     plot_iwae_curve,
@@ -51,6 +52,7 @@ __all__ = [
     "plot_mean_field",
     "plot_score_matching",
     "plot_gradient_variance",
+    "plot_divergence_fits",
     "save",
 ]
 

@@ -12,6 +12,7 @@ __all__ = [
     "plot_mean_field",
     "plot_score_matching",
     "plot_gradient_variance",
+    "plot_divergence_fits",
 ]
 
 
@@ -105,4 +106,24 @@ def plot_gradient_variance(study, *, ax=None, title=None):
     ax.set_ylabel("variance of the gradient estimate (summed over parameters)")
     ax.legend(fontsize=8)
     ax.set_title(title or "gradient estimators of E_q[f(z)]: same mean, different variance")
+    return ax
+
+
+def plot_divergence_fits(target, fits, *, labels=None, ax=None, title=None):
+    """The target mixture density and each fitted Gaussian (``pgen.teach.fit_gaussian``),
+    labelled by ``labels`` (default: the divergence and the fitted parameters)."""
+    import torch
+
+    ax = _axes(ax)
+    _, m, s = target.tensors()
+    x = torch.linspace(float(m.min() - 4 * s.max()), float(m.max() + 4 * s.max()), 800, dtype=torch.float64)
+    ax.fill_between(x.numpy(), target.log_prob(x).exp().numpy(), color="0.85", label="target p (mixture)")
+    for i, fit in enumerate(fits):
+        q = torch.distributions.Normal(fit.mu, fit.sigma).log_prob(x).exp()
+        label = labels[i] if labels is not None else f"{fit.name}: mu={fit.mu:.2f}, sigma={fit.sigma:.2f}"
+        ax.plot(x.numpy(), q.numpy(), color=f"C{i}", label=label)
+    ax.set_xlabel("x")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    ax.set_title(title or "one Gaussian fitted to a mixture: mode seeking vs mass covering")
     return ax

@@ -7,11 +7,13 @@ figure).
 * :func:`iwae_curve`: the importance-weighted bound against K, up to log p(x).
 * :func:`track_elbo_terms`: the terms over training.
 * :func:`gradient_estimates`: reparameterization vs score-function gradients.
+* :func:`fit_gaussian`: one Gaussian fitted to a mixture by reverse KL, forward KL, JS, MMD.
 * :func:`mean_field_ising`: coordinate-ascent mean field, checked against log Z by
   enumeration.
 * :func:`score_matching_objectives`: explicit and integration-by-parts score matching.
 """
 
+from .divergences import DIVERGENCES, FitResult, GaussianMixture1D, divergence, fit_gaussian
 from .elbo import ELBODecomposition, IWAECurve, elbo_decomposition, iwae_curve, track_elbo_terms
 from .gradients import ESTIMATORS, GradientStudy, gradient_estimates, gradient_variance_curve
 from .meanfield import MeanFieldRun, ising_elbo, ising_log_z, mean_field_ising, random_ising
@@ -35,4 +37,9 @@ __all__ = [
     "gradient_variance_curve",
     "GradientStudy",
     "ESTIMATORS",
+    "GaussianMixture1D",
+    "divergence",
+    "fit_gaussian",
+    "FitResult",
+    "DIVERGENCES",
 ]

@@ -139,7 +139,32 @@ def figure_gradients(out: Path, seed: int = 0, quick: bool = False) -> dict:
     return {"sample_sizes": study.sample_sizes, "variance": study.variance}
 
 
+def figure_divergences(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """One Gaussian fitted to a two-mode mixture by reverse KL, forward KL, JS and MMD.
+    JS has two local minima; both are drawn (from starts on a mode and in the middle)."""
+    from .. import plot
+    from .divergences import GaussianMixture1D, fit_gaussian
+
+    target = GaussianMixture1D()
+    fits = [
+        fit_gaussian("reverse_kl", target),
+        fit_gaussian("forward_kl", target),
+        fit_gaussian("mmd", target),
+    ]
+    js_mode = fit_gaussian("js", target, init=(1.0, 0.5))
+    js_cover = fit_gaussian("js", target, init=(0.0, 2.0))
+    fits += [js_cover, js_mode]
+    labels = [f"{f.name}: mu={f.mu:.2f}, sigma={f.sigma:.2f} (value {f.value:.3f})" for f in fits]
+    plot.save(plot.plot_divergence_fits(target, fits, labels=labels), out / "divergences.png")
+    mean, var = target.moments()
+    for f in fits:
+        print(f"{f.name:11s} mu {f.mu:+.3f} sigma {f.sigma:.3f} value {f.value:.4f}")
+    print(f"target mean {mean:.3f}, sd {var**0.5:.3f} (the forward-KL optimum); log 2 = {0.6931:.4f}")
+    return {f.name: (f.mu, f.sigma, f.value) for f in fits}
+
+
 TOPICS = {
+    "divergences": figure_divergences,
     "gradients": figure_gradients,
     "elbo": figure_elbo,
     "iwae": figure_iwae,
