@@ -15,7 +15,6 @@ A run folder holds
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -148,15 +147,11 @@ def _pack(x, y, spec):
 
 
 def _prepare(m, x, y, train: bool):
-    """A model's own view of a dataset: e.g. the CVAE in-painting task splits images into
-    ``(hidden pixels, observed pixels)`` and the SSVAE hides all but a few training
-    labels; other models take ``(x, y)`` as loaded."""
+    """A model's own view of a dataset (``prepare_data(x, y, train=...)``): e.g. the CVAE
+    in-painting task splits images into ``(hidden pixels, observed pixels)`` and the
+    SSVAE hides all but a few training labels; other models take ``(x, y)`` as loaded."""
     prepare = getattr(m, "prepare_data", None)
-    if prepare is None:
-        return x, y
-    if "train" in inspect.signature(prepare).parameters:
-        return prepare(x, y, train=train)
-    return prepare(x, y)
+    return prepare(x, y, train=train) if prepare is not None else (x, y)
 
 
 def _build_model(cfg: dict, x, y):

@@ -176,9 +176,10 @@ class _Conditioning(nn.Module):
             raise ValueError(f"y has shape {tuple(y.shape)}; expected (..., {self.cond_dim}) {what}")
         return y.to(self._zero.dtype)
 
-    def prepare_data(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+    def prepare_data(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, train: bool = True):
         """``(x, y)`` for this task from a dataset's ``(images, labels)``: the labels
-        for ``class``, ``(hidden pixels, observed pixels)`` for ``inpaint``."""
+        for ``class``, ``(hidden pixels, observed pixels)`` for ``inpaint``. Every split
+        (``train`` or not) is prepared alike."""
         if self.task == "class":
             if labels is None:
                 raise ValueError("task='class' needs the labels of the images")

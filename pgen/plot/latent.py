@@ -124,7 +124,8 @@ def plot_rate_distortion(rates, distortions, betas=None, *, ax=None, title=None)
     ax.text(span[-1], hi - span[-1], " equal ELBO", color="grey", fontsize=8, va="bottom")
     ax.set_xlabel("rate R = KL(q(z|x) || p(z)) (nats)")
     ax.set_ylabel("distortion D = -E log p(x|z) (nats)")
-    ax.set_ylim(min(d.min(), lo - r.max()) * 0.95 if d.min() > 0 else None, d.max() * 1.05)
+    pad = 0.08 * (d.max() - d.min() + 1.0)
+    ax.set_ylim(d.min() - pad, d.max() + pad)  # the equal-ELBO lines run off the plotted points
     ax.set_title(title or "rate vs distortion")
     return ax
 

@@ -117,9 +117,9 @@ def _closed_form_kl(model, guide, x, kwargs, n, plate_name):
         except NotImplementedError:
             return None
         frames = [f for f in site["cond_indep_stack"] if f.name == plate_name]
-        if kl.dim() == 0 or not frames:
+        if kl.dim() == 0 or not frames or kl.shape[0] != n:  # not a per-example latent
             return None
-        total = total + kl.reshape(n, -1).sum(-1) if kl.shape[0] == n else total + kl.sum()
+        total = total + kl.reshape(n, -1).sum(-1)
     return total
 
 
