@@ -5,7 +5,7 @@
     pgen sample runs/vae -n 64
     pgen evaluate runs/vae --num-samples 1000
     pgen demo [--out runs/demo]
-    pgen teach elbo|iwae|gradients|divergences|meanfield|score|all [--out docs/derivations]
+    pgen teach TOPIC|all [--out docs/derivations]   (pgen teach --help lists the topics)
 
 Model flags are generated from the model class's constructor (``--latent-dim`` is
 ``latent_dim=``); fit flags are ``pgen.fit``'s arguments. The resolved configuration is
@@ -183,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--no-progress", action="store_true")
 
     teach = commands.add_parser("teach", help="draw a derivation's figure (docs/derivations.md)")
-    teach.add_argument(
-        "topic", choices=["elbo", "iwae", "gradients", "divergences", "meanfield", "score", "all"]
-    )
+    from .teach.figures import TOPICS
+
+    teach.add_argument("topic", choices=[*TOPICS, "all"])
     teach.add_argument("--out", default="docs/derivations", help="folder for the PNGs")
     teach.add_argument("--seed", type=int, default=0)
     teach.add_argument("--quick", action="store_true", help="fewer steps and samples (for a smoke test)")

@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 import beta_vae  # noqa: E402
 import custom_model  # noqa: E402
 import cvae_inpainting  # noqa: E402
+import elbo_by_hand  # noqa: E402
 import ssvae_labels  # noqa: E402
 import vae_mnist  # noqa: E402
 import vae_outliers  # noqa: E402
@@ -138,3 +139,18 @@ def test_ssvae_example_writes_the_accuracy_table(tmp_path):
     (row,) = rows
     assert 0.1 < row["ssvae accuracy"] <= 1 and 0.1 < row["classifier alone"] <= 1
     assert "| 20 |" in (tmp_path / "table.md").read_text()
+
+
+def test_elbo_by_hand_prints_both_sides_of_each_identity(capsys):
+    out = elbo_by_hand.main(quick=True)
+    d = out["decomposition"]
+    # gap = KL(q || p(z|x)) up to the Monte Carlo error of the mean reconstruction term
+    err = float((d.gap - d.kl_posterior).mean())
+    se = float(d.reconstruction_se.pow(2).sum().sqrt()) / len(d.gap)
+    assert abs(err) <= 4 * se, (err, se)
+    bounds = out["iwae"].bounds
+    assert bounds[0] <= bounds[1] + 1e-3 and bounds[1] <= bounds[2] + 1e-3
+    assert bounds[2] <= out["iwae"].log_evidence + 4 * out["iwae"].stderr[2]
+    study = out["collapse"]
+    assert study.final("autoregressive", "kl") < study.final("factorized", "kl")
+    assert "gap log p(x) - ELBO" in capsys.readouterr().out

@@ -24,9 +24,12 @@ from .latent import (
 from .teach import (
     plot_divergence_fits,
     plot_elbo_terms,
+    plot_gaussian_approximations,
     plot_gradient_variance,
     plot_iwae_curve,
     plot_mean_field,
+    plot_posterior_collapse,
+    plot_rate_distortion_sweep,
     plot_score_matching,
 )
 
@@ -53,6 +56,9 @@ __all__ = [
     "plot_score_matching",
     "plot_gradient_variance",
     "plot_divergence_fits",
+    "plot_gaussian_approximations",
+    "plot_rate_distortion_sweep",
+    "plot_posterior_collapse",
     "save",
 ]
 

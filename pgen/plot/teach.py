@@ -13,6 +13,9 @@ __all__ = [
     "plot_score_matching",
     "plot_gradient_variance",
     "plot_divergence_fits",
+    "plot_gaussian_approximations",
+    "plot_rate_distortion_sweep",
+    "plot_posterior_collapse",
 ]
 
 
@@ -127,3 +130,99 @@ def plot_divergence_fits(target, fits, *, labels=None, ax=None, title=None):
     ax.legend(fontsize=7)
     ax.set_title(title or "one Gaussian fitted to a mixture: mode seeking vs mass covering")
     return ax
+
+
+def _ellipse(mean, cov, radius: float = 2.0, n: int = 200):
+    """Points of the ``radius``-sigma contour of a 2-D Gaussian."""
+    t = np.linspace(0, 2 * np.pi, n)
+    chol = np.linalg.cholesky(np.asarray(cov, dtype=float))
+    return np.asarray(mean, dtype=float)[:, None] + radius * chol @ np.stack([np.cos(t), np.sin(t)])
+
+
+def plot_gaussian_approximations(result, *, dims=(0, 1), ax=None, title=None):
+    """2-sigma contours of the target and of each fitted and closed-form Gaussian
+    approximation (``pgen.teach.gaussian_approximations``), in two coordinates."""
+    ax = _axes(ax)
+    i = list(dims)
+
+    def sub(mean, cov):
+        return np.asarray(mean)[i], np.asarray(cov)[np.ix_(i, i)]
+
+    def draw(mean, cov, style, label, **kw):
+        e = _ellipse(*sub(mean, cov))
+        ax.plot(e[0], e[1], style, label=label, **kw)
+
+    draw(result.mean, result.cov, "k-", "target p", lw=3, alpha=0.35)
+    draw(*result.fitted["fullrank"], "C0-", f"full rank, fitted (KL(q||p) {result.kl['fullrank']:.3f})")
+    draw(*result.fitted["meanfield"], "C1-", f"mean field, fitted (KL(q||p) {result.kl['meanfield']:.3f})")
+    draw(
+        *result.closed_form["meanfield"],
+        "C1--",
+        f"mean field, closed form 1/Lambda_ii (KL {result.kl_closed_form['meanfield']:.3f})",
+    )
+    draw(
+        *result.closed_form["meanfield_forward_kl"],
+        "C2:",
+        "mean field, forward-KL optimum Sigma_ii "
+        f"(KL(q||p) {result.kl_closed_form['meanfield_forward_kl']:.3f})",
+    )
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"x_{dims[0] + 1}")
+    ax.set_ylabel(f"x_{dims[1] + 1}")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    if ax.figure.get_figheight() < 6.5:
+        ax.figure.set_size_inches(6, 7)
+    ax.set_title(title or "best Gaussian approximations (2-sigma contours)")
+    return ax
+
+
+def plot_rate_distortion_sweep(sweep, *, ax=None, title=None):
+    """The beta-VAE sweep (``pgen.teach.rate_distortion_sweep``) in the rate-distortion
+    plane, with the line D + beta R = const through each model in its colour: each
+    model's beta line should leave every other model above it."""
+    from .latent import plot_rate_distortion
+
+    ax = plot_rate_distortion(
+        sweep.rates, sweep.distortions, sweep.betas, ax=ax, title=title or "beta-VAE: rate against distortion"
+    )
+    r = np.asarray(sweep.rates)
+    span = np.linspace(0, r.max() * 1.1 + 1e-9, 50)
+    for i, (ri, di, beta) in enumerate(zip(sweep.rates, sweep.distortions, sweep.betas, strict=True)):
+        ax.plot(
+            span, di - beta * (span - ri), color=f"C{i + 1}", lw=1, alpha=0.8, label=f"D + {beta:g} R = const"
+        )
+    ax.legend(fontsize=7, loc="upper right")
+    return ax
+
+
+def plot_posterior_collapse(study, *, axes=None, title=None):
+    """KL(q(z|x) || p(z)) and the ELBO on held-out data over training, for the
+    factorized and the autoregressive decoder (``pgen.teach.posterior_collapse``), with
+    the exact log p(x) where known. Draws into two Axes (new ones if ``axes`` is None)
+    and returns them."""
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax_kl, ax_elbo = axes
+    labels = {
+        "factorized": "factorized decoder prod_d p(x_d|z)",
+        "autoregressive": "MADE decoder prod_d p(x_d|x_<d, z)",
+    }
+    for i, (name, curve) in enumerate(study.curves.items()):
+        ax_kl.plot(study.epochs, curve["kl"], "o-", ms=3, color=f"C{i}", label=labels.get(name, name))
+        ax_elbo.plot(
+            study.epochs[1:], curve["elbo"][1:], "o-", ms=3, color=f"C{i}", label=labels.get(name, name)
+        )
+    ax_kl.axhline(0.0, color="grey", lw=0.6)
+    ax_kl.set_xlabel("epoch")
+    ax_kl.set_ylabel("KL(q(z|x) || p(z)), nats")
+    ax_kl.legend(fontsize=8)
+    ax_kl.set_title((title + ": " if title else "") + "the KL term (rate)")
+    if study.log_likelihood is not None:
+        ax_elbo.axhline(study.log_likelihood, color="C3", ls="--", label="exact log p(x)")
+    ax_elbo.set_xlabel("epoch")
+    ax_elbo.set_ylabel("held-out ELBO, nats per example")
+    ax_elbo.legend(fontsize=8)
+    ax_elbo.set_title((title + ": " if title else "") + "the ELBO")
+    return axes

@@ -7,16 +7,23 @@ figure).
 * :func:`iwae_curve`: the importance-weighted bound against K, up to log p(x).
 * :func:`track_elbo_terms`: the terms over training.
 * :func:`gradient_estimates`: reparameterization vs score-function gradients.
+* :func:`gaussian_approximations`: mean-field vs full-rank Gaussians on a correlated
+  target, against their closed-form optima.
+* :func:`rate_distortion_sweep`: the beta-VAE's rate against distortion.
+* :func:`posterior_collapse`: a MADE decoder vs a factorized one; the KL goes to zero.
 * :func:`fit_gaussian`: one Gaussian fitted to a mixture by reverse KL, forward KL, JS, MMD.
 * :func:`mean_field_ising`: coordinate-ascent mean field, checked against log Z by
   enumeration.
 * :func:`score_matching_objectives`: explicit and integration-by-parts score matching.
 """
 
+from .collapse import BinaryMarkovChain, CollapseStudy, posterior_collapse
 from .divergences import DIVERGENCES, FitResult, GaussianMixture1D, divergence, fit_gaussian
 from .elbo import ELBODecomposition, IWAECurve, elbo_decomposition, iwae_curve, track_elbo_terms
+from .gaussians import GaussianApproximations, gaussian_approximations, gaussian_kl
 from .gradients import ESTIMATORS, GradientStudy, gradient_estimates, gradient_variance_curve
 from .meanfield import MeanFieldRun, ising_elbo, ising_log_z, mean_field_ising, random_ising
+from .rate import RateDistortionSweep, rate_distortion_sweep
 from .score import ScoreObjectives, jacobian_trace, score_matching_objectives
 
 __all__ = [
@@ -42,4 +49,12 @@ __all__ = [
     "fit_gaussian",
     "FitResult",
     "DIVERGENCES",
+    "gaussian_approximations",
+    "GaussianApproximations",
+    "gaussian_kl",
+    "rate_distortion_sweep",
+    "RateDistortionSweep",
+    "posterior_collapse",
+    "CollapseStudy",
+    "BinaryMarkovChain",
 ]

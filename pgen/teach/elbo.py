@@ -275,48 +275,73 @@ def track_elbo_terms(
     x: torch.Tensor,
     *,
     rounds: int = 10,
-    steps: int = 100,
+    steps: int | None = None,
+    epochs: int | None = None,
     lr: float = 1e-2,
     num_samples: int = 50,
     exact=None,
+    eval_data: torch.Tensor | None = None,
     seed: int = 0,
     progress: bool = False,
+    **fit_kwargs,
 ) -> dict[str, list]:
     """Train a model object (an ``nn.Module`` with ``model`` and ``guide``, e.g. a PPCA
-    or VAE) for ``rounds`` x ``steps`` steps with ``pgen.fit`` and record
-    :func:`elbo_decomposition`'s means before the first round and after each round.
-    With ``exact=True`` the model object itself provides the exact evidence (PPCA).
+    or VAE) for ``rounds`` rounds of ``steps`` steps (default 100) or ``epochs`` epochs
+    with ``pgen.fit``, and record :func:`elbo_decomposition`'s means on ``eval_data``
+    (default ``x``) before the first round and after each round. With ``exact=True``
+    the model object itself provides the exact evidence (PPCA).
 
     Each round is one ``pgen.fit`` call that continues from the module's current
-    weights with a fresh Adam state.
+    weights with a fresh Adam state; ``fit_kwargs`` (e.g. ``objective``,
+    ``batch_size``) go to every call.
 
     Returns:
-        ``{"step": [...], "reconstruction": [...], "kl": [...], "elbo": [...],
-        "log_evidence": [...] (or Nones), "kl_posterior": [...] (or Nones)}``.
+        ``{"step": [...], "epoch": [...] (or Nones), "reconstruction": [...], "kl": [...],
+        "elbo": [...], "log_evidence": [...] (or Nones), "kl_posterior": [...] (or Nones)}``;
+        ``step`` counts optimizer steps.
     """
     from ..inference import fit
 
     rounds = check_int("rounds", rounds, minimum=1)
-    steps = check_int("steps", steps, minimum=1)
+    if steps is not None and epochs is not None:
+        raise ValueError(f"give steps or epochs per round, not both (got steps={steps}, epochs={epochs})")
+    if epochs is None:
+        steps = check_int("steps", 100 if steps is None else steps, minimum=1)
+    else:
+        epochs = check_int("epochs", epochs, minimum=1)
     oracle = model_obj if exact is True else exact
+    target = x if eval_data is None else eval_data
     history: dict[str, list] = {
-        k: [] for k in ("step", "reconstruction", "kl", "elbo", "log_evidence", "kl_posterior")
+        k: [] for k in ("step", "epoch", "reconstruction", "kl", "elbo", "log_evidence", "kl_posterior")
     }
 
-    def record(step):
+    def record(step, epoch):
         d = elbo_decomposition(
-            model_obj.model, model_obj.guide, x, num_samples=num_samples, exact=oracle, seed=seed
+            model_obj.model, model_obj.guide, target, num_samples=num_samples, exact=oracle, seed=seed
         )
         s = d.summary()
         history["step"].append(step)
+        history["epoch"].append(epoch)
         history["reconstruction"].append(s["reconstruction"])
         history["kl"].append(s["kl_analytic"] if s["kl_analytic"] is not None else s["kl_mc"])
         history["elbo"].append(s["elbo"])
         history["log_evidence"].append(s["log_evidence"])
         history["kl_posterior"].append(s["kl_posterior"])
 
-    record(0)
+    record(0, None if epochs is None else 0)
+    total = 0
     for r in range(rounds):
-        fit(model_obj.model, model_obj.guide, x, steps=steps, lr=lr, seed=seed + r, progress=progress)
-        record((r + 1) * steps)
+        result = fit(
+            model_obj.model,
+            model_obj.guide,
+            x,
+            steps=steps,
+            epochs=epochs,
+            lr=lr,
+            seed=seed + r,
+            progress=progress,
+            **fit_kwargs,
+        )
+        total += result.num_steps
+        record(total, None if epochs is None else (r + 1) * epochs)
     return history

@@ -164,8 +164,98 @@ def figure_divergences(out: Path, seed: int = 0, quick: bool = False) -> dict:
     return {f.name: (f.mu, f.sigma, f.value) for f in fits}
 
 
+def figure_gaussians(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """Mean-field and full-rank Gaussians fitted by the ELBO to a 0.9-correlated
+    Gaussian, against their closed-form optima."""
+    from .. import plot
+    from .gaussians import gaussian_approximations
+
+    g = gaussian_approximations([[1.0, 0.9], [0.9, 1.0]], steps=400 if quick else 1500, seed=seed)
+    plot.save(plot.plot_gaussian_approximations(g), out / "gaussians.png")
+    mf, exact = g.fitted["meanfield"][1].diagonal(), g.closed_form["meanfield"][1].diagonal()
+    print(
+        f"mean-field variances {mf[0]:.3f}, {mf[1]:.3f} (closed form 1/Lambda_ii = {exact[0]:.3f}; "
+        f"the target's marginal variances are 1); KL(q||p) {g.kl['meanfield']:.4f} "
+        f"(closed form {g.kl_closed_form['meanfield']:.4f} = -log(1 - 0.81)/2)"
+    )
+    fr = g.fitted["fullrank"][1]
+    print(
+        f"full-rank covariance {fr[0, 0]:.3f} {fr[0, 1]:.3f} {fr[1, 1]:.3f}; KL(q||p) {g.kl['fullrank']:.4f}"
+    )
+    return {"kl": g.kl, "kl_closed_form": g.kl_closed_form}
+
+
+def figure_rate(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """A beta-VAE sweep on the 8x8 digits: rate against distortion on the test digits."""
+    from .. import data, plot
+    from .rate import rate_distortion_sweep
+
+    x, _ = data.load("digits", "train", binarize="threshold")
+    x_test, _ = data.load("digits", "test", binarize="threshold")
+    sweep = rate_distortion_sweep(
+        x, x_test, betas=(0.5, 1.0, 2.0, 4.0, 8.0), epochs=10 if quick else 100, seed=seed
+    )
+    plot.save(
+        plot.plot_rate_distortion_sweep(sweep, title="beta-VAE on 8x8 digits (test)"),
+        out / "rate_distortion.png",
+    )
+    print("beta   rate R   distortion D   ELBO -(D+R)   D + beta R   engine's loss (+- se)")
+    for i, beta in enumerate(sweep.betas):
+        print(
+            f"{beta:4g} {sweep.rates[i]:8.3f} {sweep.distortions[i]:12.3f} {sweep.elbos[i]:13.3f} "
+            f"{sweep.distortions[i] + beta * sweep.rates[i]:12.3f} {sweep.engine_loss[i]:10.3f} "
+            f"+- {sweep.engine_se[i]:.3f}"
+        )
+    print(f"model with the lowest D + beta R, per beta: {sweep.best_model_for_each_beta()}")
+    return {"betas": sweep.betas, "rates": sweep.rates, "distortions": sweep.distortions}
+
+
+def figure_collapse(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """Posterior collapse: factorized vs MADE decoder on a binary Markov chain (exact
+    log p(x)) and on the 8x8 digits."""
+    import matplotlib.pyplot as plt
+
+    from .. import data, plot
+    from .collapse import BinaryMarkovChain, posterior_collapse
+
+    chain = BinaryMarkovChain(dim=20, stay=0.9)
+    x, x_test = chain.sample(2000 if quick else 10000, seed), chain.sample(1000, seed + 1)
+    rounds = 2 if quick else 8
+    studies = {"Markov chain": posterior_collapse(x, x_test, rounds=rounds, exact=chain, seed=seed)}
+    x, _ = data.load("digits", "train", binarize="threshold")
+    x_test, _ = data.load("digits", "test", binarize="threshold")
+    studies["8x8 digits"] = posterior_collapse(
+        x,
+        x_test,
+        hidden=(128,),
+        made_hidden=(512,),
+        rounds=rounds,
+        epochs_per_round=2 if quick else 15,
+        lr=2e-3,
+        seed=seed,
+    )
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    for row, (name, study) in zip(axes, studies.items(), strict=True):
+        plot.plot_posterior_collapse(study, axes=row, title=name)
+    plot.save(fig, out / "posterior_collapse.png")
+    result = {}
+    for name, study in studies.items():
+        kl = {k: study.final(k, "kl") for k in study.curves}
+        elbo = {k: study.final(k, "elbo") for k in study.curves}
+        exact = "" if study.log_likelihood is None else f"; exact log p(x) {study.log_likelihood:.3f}"
+        print(
+            f"{name}: KL factorized {kl['factorized']:.3f}, MADE {kl['autoregressive']:.3f} nats; "
+            f"ELBO factorized {elbo['factorized']:.3f}, MADE {elbo['autoregressive']:.3f}{exact}"
+        )
+        result[name] = {"kl": kl, "elbo": elbo, "log_likelihood": study.log_likelihood}
+    return result
+
+
 TOPICS = {
+    "gaussians": figure_gaussians,
     "divergences": figure_divergences,
+    "rate": figure_rate,
+    "collapse": figure_collapse,
     "gradients": figure_gradients,
     "elbo": figure_elbo,
     "iwae": figure_iwae,

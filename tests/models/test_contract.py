@@ -28,6 +28,10 @@ def _inpaint(cls, **kw):
 FACTORIES = {
     # name -> () -> (model instance, data x[, {"y": condition}])
     "vae": lambda: (pgen.models.VAE(12, latent_dim=3, hidden=(8,)), _binary(6, 12)),
+    "arvae": lambda: (
+        pgen.models.AutoregressiveVAE(12, latent_dim=3, hidden=(8,), made_hidden=(16,)),
+        _binary(6, 12),
+    ),
     "ppca": lambda: (pgen.models.PPCA(5, 2), torch.randn(6, 5)),
     "cvae": lambda: (
         pgen.models.CVAE(12, latent_dim=3, hidden=(8,), task="class", num_classes=3),

@@ -73,6 +73,10 @@ def test_pgen_teach_draws_each_figure(tmp_path, capsys):
         "gradient_variance.png",
         "mean_field.png",
         "score_matching.png",
+        "gaussians.png",
+        "divergences.png",
+        "rate_distortion.png",
+        "posterior_collapse.png",
     ):
         assert (tmp_path / name).stat().st_size > 5000
     printed = capsys.readouterr().out
