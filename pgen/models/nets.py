@@ -6,6 +6,7 @@ classes, so both sides train identical networks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -14,7 +15,7 @@ from torch.nn import functional as F
 
 from ..checks import check_choice, check_float, check_int, check_int_tuple
 
-__all__ = ["MLP", "GaussianEncoder", "ACTIVATIONS"]
+__all__ = ["MLP", "GaussianEncoder", "ACTIVATIONS", "MLPDenoiser", "UNetDenoiser", "timestep_embedding"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU}
 
@@ -83,3 +84,160 @@ class GaussianEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body(x)
         return self.loc(h), F.softplus(self.raw_scale(h)) + self.min_scale
+
+
+# --------------------------------------------------------------------------- denoisers
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    r"""Sinusoidal features of integer timesteps (Vaswani et al. 2017, as in Ho et al.
+    2020): :math:`[\cos(t\omega_k), \sin(t\omega_k)]` with
+    :math:`\omega_k = \text{max\_period}^{-k/(dim/2)}`. ``t``: ``(N,)``; returns ``(N, dim)``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    args = t.to(torch.float32)[:, None] * freqs[None, :]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class _TimeAndLabel(nn.Module):
+    """Embedding of the timestep (sinusoidal features, then an MLP) plus, for a
+    class-conditional denoiser, a learned embedding of the label; label
+    ``num_classes`` is "no label" (classifier-free guidance)."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.dim, self.num_classes = dim, num_classes
+        self.time = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.label = nn.Embedding(num_classes + 1, dim) if num_classes else None
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        emb = self.time(timestep_embedding(t, self.dim).to(self.time[0].weight.dtype))
+        if self.label is not None:
+            if y is None:
+                y = torch.full_like(t, self.num_classes)
+            emb = emb + self.label(y)
+        elif y is not None:
+            raise ValueError("this denoiser is unconditional; it takes no labels y")
+        return emb
+
+
+class MLPDenoiser(nn.Module):
+    """``(x_t, t[, y]) -> `` a vector the size of ``x_t``: the noise, x_0 or v
+    prediction of a diffusion model, from an MLP on ``x_t`` with the time (and label)
+    embedding added to every hidden layer.
+
+    Args:
+        data_dim: size of one flattened example.
+        hidden: hidden widths (at least one layer).
+        time_dim: size of the time embedding (defaults to the first hidden width).
+        num_classes: 0 for unconditional; else labels ``0..num_classes-1``, and
+            ``num_classes`` (or ``y=None``) for none.
+    """
+
+    def __init__(self, data_dim: int, hidden: Sequence[int] = (256, 256, 256), num_classes: int = 0):
+        super().__init__()
+        data_dim = check_int("data_dim", data_dim, minimum=1)
+        hidden = check_int_tuple("hidden", hidden)
+        if not hidden:
+            raise ValueError("hidden must have at least one layer for an MLP denoiser")
+        num_classes = check_int("num_classes", num_classes, minimum=0)
+        self.embed = _TimeAndLabel(hidden[0], num_classes)
+        self.inp = nn.Linear(data_dim, hidden[0])
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(hidden[:-1], hidden[1:], strict=True))
+        self.emb_proj = nn.ModuleList(nn.Linear(hidden[0], b) for b in hidden[1:])
+        self.out = nn.Linear(hidden[-1], data_dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.embed(t, y)
+        h = F.silu(self.inp(x) + emb)
+        for layer, proj in zip(self.layers, self.emb_proj, strict=True):
+            h = F.silu(layer(h) + proj(emb))
+        return self.out(h)
+
+
+def _groups(channels: int, most: int = 8) -> int:
+    """The largest number of GroupNorm groups <= ``most`` that divides ``channels``."""
+    return max(g for g in range(1, most + 1) if channels % g == 0)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, emb_dim: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(cin), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, cout)
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNetDenoiser(nn.Module):
+    """A small convolutional U-Net (Ronneberger et al. 2015; as in Ho et al. 2020,
+    without attention) on one-channel images, taking and returning flattened vectors.
+
+    One residual block per resolution on the way down (halving the size after each
+    but the last) and one on the way up, with skip connections; the time (and label)
+    embedding is added inside every block.
+
+    Args:
+        image_shape: ``(rows, cols)``; each must be divisible by ``2**(len(channels)-1)``.
+        channels: widths per resolution, e.g. ``(16, 32, 32)``.
+        num_classes: as in :class:`MLPDenoiser`.
+    """
+
+    def __init__(
+        self, image_shape: Sequence[int], channels: Sequence[int] = (16, 32, 32), num_classes: int = 0
+    ):
+        super().__init__()
+        self.image_shape = tuple(check_int_tuple("image_shape", image_shape))
+        channels = check_int_tuple("channels", channels)
+        if len(self.image_shape) != 2 or not channels:
+            raise ValueError(
+                f"image_shape must be (rows, cols) and channels non-empty; got {image_shape}, {channels}"
+            )
+        factor = 2 ** (len(channels) - 1)
+        if any(s % factor for s in self.image_shape):
+            raise ValueError(
+                f"image_shape {self.image_shape} must be divisible by 2**(len(channels)-1) = {factor}"
+            )
+        emb_dim = 4 * channels[0]
+        self.embed = _TimeAndLabel(emb_dim, check_int("num_classes", num_classes, minimum=0))
+        self.inp = nn.Conv2d(1, channels[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        previous = channels[0]
+        for c in channels:
+            self.down.append(_ResBlock(previous, c, emb_dim))
+            previous = c
+        self.mid = _ResBlock(previous, previous, emb_dim)
+        self.up = nn.ModuleList()
+        for c in reversed(channels):
+            self.up.append(_ResBlock(previous + c, c, emb_dim))
+            previous = c
+        self.out = nn.Sequential(
+            nn.GroupNorm(_groups(previous), previous), nn.SiLU(), nn.Conv2d(previous, 1, 3, padding=1)
+        )
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.embed(t, y)
+        h = self.inp(x.reshape(-1, 1, *self.image_shape))
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h, emb)
+            skips.append(h)
+            if i < len(self.down) - 1:
+                h = F.avg_pool2d(h, 2)
+        h = self.mid(h, emb)
+        for i, block in enumerate(self.up):
+            if i > 0:
+                h = F.interpolate(h, scale_factor=2, mode="nearest")
+            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+        return self.out(h).reshape(x.shape)

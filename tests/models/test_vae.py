@@ -120,7 +120,9 @@ def test_bad_calls():
         vae.decode(torch.zeros(2, 5))
     assert pgen.models.registry.get("vae").data_args(x, None) == {"data_dim": 10}
     with pytest.raises(
-        ValueError, match="unknown model 'gan'; registered models: arvae, cvae, cvae_baseline, ppca, ssvae, vae"
+        ValueError,
+        match="unknown model 'gan'; registered models: "
+        "arvae, cvae, cvae_baseline, diffusion, ppca, ssvae, vae",
     ):
         pgen.models.registry.get("gan")
 

@@ -1,0 +1,158 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import pgen
+from pgen.inference.elbo import make_objective
+from pgen.models import Diffusion
+from pgen.models.diffusion import cosine_betas, linear_betas, q_sample, schedule_constants
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def test_schedules_and_the_posterior_coefficients():
+    for betas in (linear_betas(1000), cosine_betas(1000), linear_betas(10)):
+        c = schedule_constants(betas)
+        assert c["alpha_bar"][-1] < 1e-3  # q(x_T | x_0) is close to N(0, I)
+        assert torch.all(c["alpha_bar"][1:] < c["alpha_bar"][:-1])
+    c = schedule_constants(linear_betas(50))
+    t = 20
+    # Bayes' rule by hand for one coordinate: q(x_{t-1}|x_t,x_0) ∝ q(x_t|x_{t-1}) q(x_{t-1}|x_0)
+    a, ab_prev = c["alpha"][t], c["alpha_bar"][t - 1]
+    precision = a / c["beta"][t] + 1 / (1 - ab_prev)
+    assert float(c["sigma2"][t]) == pytest.approx(float(1 / precision), rel=1e-10)
+    assert float(c["gamma"][t]) == pytest.approx(float(a.sqrt() / c["beta"][t] / precision), rel=1e-10)
+    assert float(c["delta"][t]) == pytest.approx(float(ab_prev.sqrt() / (1 - ab_prev) / precision), rel=1e-10)
+    with pytest.raises(ValueError, match="beta_start <= beta_end < 1"):
+        linear_betas(100, beta_start=0.5, beta_end=0.1)
+
+
+def test_the_forward_marginal_is_the_composition_of_steps():
+    c = schedule_constants(linear_betas(40))
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.tensor([0.8, -0.3], dtype=torch.float64)
+    n, t = 200000, 25
+    x = x0.expand(n, 2).clone()
+    for s in range(1, t + 1):
+        x = (1 - c["beta"][s]).sqrt() * x + c["beta"][s].sqrt() * torch.randn(
+            n, 2, generator=g, dtype=torch.float64
+        )
+    mean, var = c["alpha_bar"][t].sqrt() * x0, 1 - c["alpha_bar"][t]
+    # sample mean within 5 se, sample variance within 5 se (var * sqrt(2/n))
+    assert torch.all((x.mean(0) - mean).abs() < 5 * math.sqrt(var / n))
+    assert torch.all((x.var(0) - var).abs() < 5 * var * math.sqrt(2 / n))
+    direct = q_sample(x0, c["alpha_bar"][t], torch.randn(n, 2, generator=g, dtype=torch.float64))
+    assert torch.all((direct.var(0) - var).abs() < 5 * var * math.sqrt(2 / n))
+
+
+def _engine_loss(m, x, calls, copies=50, seed=0):
+    """Mean and standard error of the engine's negative ELBO of ``x`` (summed over its
+    rows): ``calls`` estimates, each averaged over ``copies`` copies of x in one batch."""
+    torch.manual_seed(seed)
+    objective = make_objective("meanfield")
+    batch = x.repeat(copies, 1)
+    with torch.no_grad():
+        values = torch.tensor([objective.loss(m.model, m.guide, batch) / copies for _ in range(calls)])
+    return float(values.mean()), float(values.std() / math.sqrt(calls))
+
+
+class _GaussianDenoiser(nn.Module):
+    """The exact E[x_0 | x_t] for data x_0 ~ N(mu, s^2 I)."""
+
+    def __init__(self, alpha_bar, mu, s):
+        super().__init__()
+        self.alpha_bar, self.mu, self.s2 = alpha_bar, mu, s**2
+
+    def forward(self, xt, t):
+        ab = self.alpha_bar[t][:, None]
+        return self.mu + ab.sqrt() * self.s2 / (ab * self.s2 + 1 - ab) * (xt - ab.sqrt() * self.mu)
+
+
+def test_the_engine_elbo_of_the_pair_is_the_notes_decomposition(float64):
+    # a denoiser near the truth keeps the Monte Carlo error small, so the check is sharp:
+    # data N(0.3, 0.5^2) and its exact posterior-mean denoiser (x0 prediction)
+    x = 0.3 + 0.5 * torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    full = Diffusion(3, timesteps=5, schedule="cosine", prediction="x0", data_range=None, estimator="full")
+    full.denoiser = _GaussianDenoiser(full.alpha_bar, 0.3, 0.5)
+    loss, se = _engine_loss(full, x, 60)
+    terms = full.elbo_terms(x, num_samples=4000)
+    direct = -float(terms["elbo"].sum())
+    # the direct terms use independent draws per term (lower variance than one path):
+    # allow 4 standard errors of the engine's mean, doubled
+    assert loss == pytest.approx(direct, abs=4 * math.sqrt(2) * se)
+    # the same denoiser, one timestep per example: unbiased for the same bound
+    sampled = Diffusion(3, timesteps=5, schedule="cosine", prediction="x0", data_range=None)
+    sampled.denoiser = full.denoiser
+    loss_s, se_s = _engine_loss(sampled, x, 60, copies=200, seed=1)
+    assert loss_s == pytest.approx(loss, abs=4 * math.hypot(se, se_s))
+    # and the prior-matching term is KL(N(sqrt(ab_T) x0, 1 - ab_T) || N(0, 1)) per coordinate
+    ab = float(full.alpha_bar[-1])
+    kl = 0.5 * ((1 - ab) + ab * x**2 - 1 - math.log(1 - ab)).sum(-1)
+    torch.testing.assert_close(terms["prior"], kl)
+
+
+def test_ddim_with_every_step_follows_the_probability_flow_ode(float64):
+    mu, s = 0.3, 0.5
+    m = Diffusion(2, timesteps=1000, prediction="x0", hidden=(4,), data_range=None)
+    m.denoiser = _GaussianDenoiser(m.alpha_bar, mu, s)
+    x_t = torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
+    ab_t = m.alpha_bar[-1]
+    # in xbar = x / sqrt(ab), sbar^2 = (1 - ab) / ab the probability-flow ODE is
+    # dxbar/dsbar = sbar (xbar - mu) / (s^2 + sbar^2), so (xbar - mu) grows as sqrt(s^2 + sbar^2):
+    # at sbar = 0, x_0 = mu + (xbar_T - mu) s / sqrt(s^2 + sbar_T^2)
+    xbar, sbar2 = x_t / ab_t.sqrt(), (1 - ab_t) / ab_t
+    exact = mu + (xbar - mu) * s / torch.sqrt(s**2 + sbar2)
+    errors = {}
+    for steps in (10, 100, 1000):
+        out = m.sample(500, sampler="ddim", steps=steps, x_t=x_t, clip=False)
+        errors[steps] = float((out - exact).abs().max())
+    # DDIM is a first-order discretization of the ODE: the error shrinks as 1/steps
+    # (measured 0.44, 0.045, 0.0048 for 10, 100, 1000 steps)
+    assert errors[1000] < 0.01
+    assert 5 < errors[100] / errors[1000] < 20 and 5 < errors[10] / errors[100] < 20
+    again = m.sample(500, sampler="ddim", steps=1000, x_t=x_t, clip=False, seed=5)
+    torch.testing.assert_close(again, m.sample(500, sampler="ddim", steps=1000, x_t=x_t, clip=False))  # eta=0
+
+
+def test_a_trained_model_puts_samples_on_a_2d_toy():
+    x, _ = pgen.data.load("moons", n=2000, seed=0)
+    torch.manual_seed(0)
+    m = Diffusion(2, timesteps=100, hidden=(128, 128), data_range=None, loss="simple")
+
+    def distance(samples):  # mean distance from a sample to its nearest data point
+        return float(torch.cdist(samples, x).min(1).values.mean())
+
+    before = distance(m.sample(500, seed=0))
+    pgen.fit(m.model, m.guide, x, steps=2500, lr=3e-3, progress=False, objective="meanfield")
+    after = distance(m.sample(500, seed=0))
+    # threshold 0.1: the untrained model's samples are a blob over the moons (0.21)
+    assert before > 0.1 > after, (before, after)
+
+
+def test_sampling_options_and_bad_input():
+    torch.manual_seed(0)
+    m = Diffusion(16, timesteps=20, hidden=(16,), num_classes=3)
+    known = torch.rand(2, 16)
+    mask = torch.zeros(16, dtype=torch.bool)
+    mask[:8] = True
+    out = m.sample(2, y=torch.tensor([0, 2]), guidance=2.0, known=known, mask=mask, seed=0)
+    torch.testing.assert_close(out[:, :8], known[:, :8])
+    torch.testing.assert_close(m.sample(2, seed=3), m.sample(2, seed=3))
+    with pytest.raises(ValueError, match="at most timesteps=20"):
+        m.sample(2, sampler="ddim", steps=50)
+    with pytest.raises(ValueError, match="use sampler='ddim'"):
+        m.sample(2, steps=5)
+    with pytest.raises(ValueError, match="class-conditional"):
+        Diffusion(4, timesteps=5, hidden=(8,)).sample(2, guidance=1.0)
+    with pytest.raises(ValueError, match="prediction"):
+        Diffusion(4, prediction="score")
+    with pytest.raises(ValueError, match="needs image_shape"):
+        Diffusion(64, denoiser="unet")
