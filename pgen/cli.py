@@ -86,8 +86,10 @@ def _add_fit_flags(parser):
     g.add_argument("--clip-norm", type=float)
     g.add_argument(
         "--objective",
-        choices=list(OBJECTIVES),
-        help="default: the model's own (enum for ssvae, which sums its labels out), else elbo",
+        choices=[*OBJECTIVES, "simple"],
+        help="default: the model's own (enum for ssvae, which sums its labels out; meanfield for "
+        "diffusion), else elbo. For diffusion, elbo|simple choose the model's loss: the "
+        "timestep-sampled ELBO or Ho et al.'s simplified loss, both with closed-form KLs",
     )
     g.add_argument("--num-particles", type=int)
     g.add_argument("--alpha", type=float, help="the Renyi alpha (objective renyi)")
@@ -112,7 +114,8 @@ def _add_data_flags(parser):
     g.add_argument(
         "--binarize",
         choices=BINARIZE,
-        help="images: threshold at 0.5 (default), static or dynamic Bernoulli draws, or none",
+        help="images: threshold at 0.5 (default; dequantize for diffusion), static or dynamic "
+        "Bernoulli draws, uniform dequantization (k + u) / levels, or none",
     )
     g.add_argument("--data-seed", type=int, default=0, help="seed of toy data and static binarization")
     g.add_argument("--val-fraction", type=float, default=0.0, help="hold out this share of train")
@@ -156,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", type=int, default=64)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", help="figure path (default RUN/samples.png; values go to .npz beside it)")
+    sample.add_argument(
+        "--sampler", choices=["ddpm", "ddim"], help="diffusion runs: the sampler (default ddpm)"
+    )
+    sample.add_argument("--steps", type=int, help="diffusion runs with --sampler ddim: the number of steps")
 
     evaluate = commands.add_parser("evaluate", help="test ELBO, IS log-likelihood, bits/dim -> metrics.json")
     evaluate.add_argument("run")
@@ -220,6 +227,10 @@ def _fit_args(args) -> dict:
 
 def _print_metrics(m: dict) -> None:
     bpd = "" if m["bits_per_dim"] is None else f", {m['bits_per_dim']:.4f} bits/dim"
+    if m.get("log_likelihood") is None:  # a bound only (diffusion)
+        bound = "" if m["bits_per_dim"] is None else f" <= {m['bits_per_dim']:.4f} bits/dim"
+        print(f"{m['split']} ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats{bound} ({m['n']} examples)")
+        return
     what = "conditional IS log-likelihood log p(x|y)" if m.get("conditional") else "IS log-likelihood"
     print(
         f"{m['split']} ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats; {what} "
@@ -232,12 +243,13 @@ def _print_metrics(m: dict) -> None:
 
 
 def _train(args) -> None:
-    from . import runs
+    from . import data, runs
+    from .models import registry
 
     if args.resume:
         if args.model is not None:
             raise ValueError("give either --resume RUN or a model to train, not both")
-        _, result = runs.resume(args.resume, epochs=args.resume_epochs, progress=not args.no_progress)
+        m, result = runs.resume(args.resume, epochs=args.resume_epochs, progress=not args.no_progress)
         out = args.resume
     else:
         if args.model is None:
@@ -245,30 +257,50 @@ def _train(args) -> None:
         if args.resume_epochs is not None:
             raise ValueError("--epochs before the model name goes with --resume")
         model_args = {k[len("model__") :]: v for k, v in vars(args).items() if k.startswith("model__")}
-        if "hidden" in model_args:
-            model_args["hidden"] = list(model_args["hidden"])
+        for key in ("hidden", "channels", "made_hidden"):
+            if key in model_args:
+                model_args[key] = list(model_args[key])
+        fit_args = _fit_args(args)
+        model_cls = registry.get(args.model).cls
+        if "loss" in inspect.signature(model_cls.__init__).parameters and args.objective is not None:
+            # diffusion: --objective elbo|simple is the model's loss; the engine keeps its own objective
+            if args.objective not in ("elbo", "simple"):
+                raise ValueError(f"--objective for {args.model} is elbo or simple; got {args.objective!r}")
+            model_args["loss"] = fit_args.pop("objective")
+        elif args.objective == "simple":
+            raise ValueError(
+                f"--objective simple is the diffusion model's loss; {args.model} has no such loss"
+            )
+        binarize = args.binarize
+        if binarize is None and data.info(args.data).kind == "image":
+            binarize = getattr(registry.get(args.model).cls, "data_binarize", None)
         data_cfg = runs.data_config(
             args.data,
             path=args.data_path,
-            binarize=args.binarize,
+            binarize=binarize,
             seed=args.data_seed,
             val_fraction=args.val_fraction,
             n=args.n,
         )
         out = args.out or f"runs/{args.model}"
-        _, result = runs.train(
+        m, result = runs.train(
             out,
             model=args.model,
             model_args=model_args,
             data_cfg=data_cfg,
-            fit_args=_fit_args(args),
+            fit_args=fit_args,
             progress=not (args.no_progress or args.no_progress_model),
             figures=not args.no_figures,
         )
     h = result.history
     val = h["val_elbo"][-1] if h["val_elbo"] and h["val_elbo"][-1] is not None else None
+    what = (
+        "train ELBO"
+        if getattr(m, "config", {}).get("loss") != "simple"
+        else "train objective (minus the simple loss)"
+    )
     print(
-        f"{result.message}; train ELBO {h['train_elbo'][-1]:.2f} nats/example"
+        f"{result.message}; {what} {h['train_elbo'][-1]:.2f} nats/example"
         + ("" if val is None else f", validation {val:.2f}")
         + f"; {result.wall_time:.1f} s. Run folder: {out}"
     )
@@ -381,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sample":
             from . import runs
 
-            draws = runs.sample(args.run, n=args.n, seed=args.seed, out=args.out)
+            options = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps)) if v is not None}
+            draws = runs.sample(args.run, n=args.n, seed=args.seed, out=args.out, **options)
             shape = "x".join(str(s) for s in draws.shape)
             print(f"samples ({shape}) written to {args.out or args.run + '/samples.png'} (and .npz)")
         elif args.command == "evaluate":

@@ -15,6 +15,7 @@ A run folder holds
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 CONFIG, MODEL, HISTORY, METRICS = "config.json", "model.pt", "history.json", "metrics.json"
-BINARIZE = ("threshold", "static", "dynamic", "none")
+BINARIZE = ("threshold", "static", "dynamic", "dequantize", "none")
 _DEMO_MARKER = ".pgen-demo"
 _EVAL_BINARIZE_SEED = 12345  # the fixed draw that evaluates runs trained with dynamic binarization
 
@@ -118,6 +119,13 @@ def load_data(cfg: dict, split: str):
         x, y = data.load(cfg["name"], split, n=cfg.get("n"), seed=cfg["seed"])
         return x, y, None
     mode = cfg["binarize"]
+    if mode == "dequantize":  # grey levels (k + u) / levels: a density model's data (Theis et al. 2016)
+        x, y = data.load(cfg["name"], split, path=cfg["path"])
+        levels = meta.levels
+        if split == "train":
+            return x, y, functools.partial(data.dequantize, levels=levels)
+        g = torch.Generator().manual_seed(_EVAL_BINARIZE_SEED)
+        return data.dequantize(x, levels=levels, generator=g), y, None
     if mode == "dynamic":
         x, y = data.load(cfg["name"], split, path=cfg["path"])
         if split == "train":
@@ -364,6 +372,8 @@ def evaluate(
     spec = registry.get(cfg["model"])
     kw = {"y": y} if getattr(spec.cls, "uses_labels", False) else {}
     start = time.perf_counter()
+    if hasattr(m, "elbo_terms"):  # diffusion: the bound, every term exactly once per example
+        return _evaluate_bound(run_dir, cfg, m, x, kw.get("y"), split=split, seed=seed, batch_size=batch_size)
     e = elbo(m.model, m.guide, x, num_samples=10, seed=seed, batch_size=batch_size, **kw)
     ll, mc = log_likelihood(
         m.model,
@@ -376,25 +386,15 @@ def evaluate(
         progress=progress,
         **kw,
     )
-    n, dims = len(x), int(x[0].numel())
-    discrete = cfg["data"]["binarize"] != "none"
     nll = -ll.mean().item()
     metrics = {
-        "run": str(run_dir),
-        "model": cfg["model"],
-        "data": cfg["data"]["name"],
-        "split": split,
-        "n": n,
-        "dims": dims,
-        "conditional": bool(getattr(m, "conditional", False)),
-        "elbo": e.mean().item(),
-        "elbo_se": e.std().item() / math.sqrt(n),
+        **_metrics_header(run_dir, cfg, split, x, e, conditional=bool(getattr(m, "conditional", False))),
         "log_likelihood": ll.mean().item(),
-        "log_likelihood_se": ll.std().item() / math.sqrt(n),
+        "log_likelihood_se": ll.std().item() / math.sqrt(len(x)),
         "log_likelihood_mc_se": mc.mean().item(),
         "num_samples": num_samples,
         "nll": nll,
-        "bits_per_dim": bits_per_dim(nll, dims) if discrete else None,
+        "bits_per_dim": _bits_per_dim(cfg, nll, int(x[0].numel())),
         "accuracy": (
             float((m.classify(x) == labels).float().mean())
             if hasattr(m, "classify") and labels is not None
@@ -407,9 +407,71 @@ def evaluate(
     return metrics
 
 
-def sample(run_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path | None = None) -> torch.Tensor:
+def _metrics_header(run_dir: Path, cfg: dict, split: str, x, e, *, conditional: bool) -> dict:
+    n = len(x)
+    return {
+        "run": str(run_dir),
+        "model": cfg["model"],
+        "data": cfg["data"]["name"],
+        "split": split,
+        "n": n,
+        "dims": int(x[0].numel()),
+        "conditional": conditional,
+        "elbo": e.mean().item(),
+        "elbo_se": e.std().item() / math.sqrt(n),
+    }
+
+
+def _bits_per_dim(cfg: dict, nll: float, dims: int) -> float | None:
+    """Bits/dim of a run's negative log-likelihood (or its bound): binary data as is,
+    dequantized grey levels with the D log(levels) shift; ``None`` for a density on
+    values that were not discretized."""
+    mode = cfg["data"]["binarize"]
+    if mode == "none":
+        return None
+    levels = data.info(cfg["data"]["name"]).levels if mode == "dequantize" else None
+    return bits_per_dim(nll, dims, levels=levels)
+
+
+def _evaluate_bound(run_dir: Path, cfg: dict, m, x, y, *, split: str, seed: int, batch_size: int) -> dict:
+    """Metrics of a model with a bound but no importance-sampled likelihood (diffusion):
+    the ELBO from :meth:`~pgen.models.Diffusion.elbo_terms` (all T terms, one draw each),
+    its terms, and for dequantized images the bits/dim bound."""
+    start = time.perf_counter()
+    parts = {"reconstruction": [], "prior": [], "denoising": [], "elbo": []}
+    for i in range(0, len(x), batch_size):
+        yb = None if y is None or not getattr(m, "num_classes", 0) else y[i : i + batch_size]
+        terms = m.elbo_terms(x[i : i + batch_size], yb, seed=seed + i)
+        for k in parts:
+            parts[k].append(terms[k])
+    e = torch.cat(parts["elbo"])
+    denoising = torch.cat(parts["denoising"], dim=1)
+    nll = -e.mean().item()
+    dequantized = cfg["data"]["binarize"] == "dequantize"
+    metrics = {
+        **_metrics_header(run_dir, cfg, split, x, e, conditional=bool(getattr(m, "num_classes", 0))),
+        "reconstruction": torch.cat(parts["reconstruction"]).mean().item(),
+        "prior_matching": torch.cat(parts["prior"]).mean().item(),
+        "denoising": denoising.sum(0).mean().item(),
+        "denoising_per_t": denoising.mean(1).tolist(),
+        "log_likelihood": None,
+        "nll_bound": nll,
+        "bits_per_dim": _bits_per_dim(cfg, nll, int(x[0].numel())) if dequantized else None,
+        "dequantized_levels": data.info(cfg["data"]["name"]).levels if dequantized else None,
+        "accuracy": None,
+        "seed": seed,
+        "seconds": time.perf_counter() - start,
+    }
+    _write_json(run_dir / METRICS, metrics)
+    return metrics
+
+
+def sample(
+    run_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path | None = None, **options
+) -> torch.Tensor:
     """Draw ``n`` samples from a run's model; save a figure (``samples.png`` by default)
-    and the values (``.npz``, key ``samples``)."""
+    and the values (``.npz``, key ``samples``). ``options`` go to the model's ``sample``
+    (diffusion: ``sampler="ddim", steps=50``)."""
     import numpy as np
 
     from . import plot
@@ -428,9 +490,12 @@ def sample(run_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path |
         plot.save(ax, out)
         np.savez(out.with_suffix(".npz"), samples=draws.numpy())
         return draws
-    draws = m.sample(n, seed=seed)
+    if options and not hasattr(m, "elbo_terms"):
+        raise ValueError(f"sampler options {sorted(options)} apply to diffusion runs, not to {cfg['model']}")
+    draws = m.sample(n, seed=seed, **options)
     if meta.kind == "image":
-        ax = plot.plot_images(draws, image_shape=meta.image_shape, title=f"{n} samples (means of p(x|z))")
+        what = "means of p(x|z)" if not hasattr(m, "elbo_terms") else options.get("sampler", "ddpm")
+        ax = plot.plot_images(draws.clamp(0, 1), image_shape=meta.image_shape, title=f"{n} samples ({what})")
     else:
         x, _, _ = load_data(cfg["data"], "test")
         ax = plot.plot_points(x, draws, title=f"{n} samples over the test data")
@@ -483,6 +548,61 @@ def _conditional_figures(m, x, y, meta):
     return out
 
 
+def _diffusion_figures(m, x, meta):
+    """Samples (DDIM, 50 steps), the forward noising and reverse denoising strips, and the
+    ELBO's denoising terms per timestep on 50 test examples."""
+    from . import plot
+
+    labels = None
+    if m.num_classes:
+        labels = torch.arange(64) % m.num_classes
+    steps = min(50, m.timesteps)
+    draws, path = m.sample(64, sampler="ddim", steps=steps, seed=0, y=labels, return_path=True)
+    terms = m.elbo_terms(x[:50], seed=0)
+    yield (
+        "terms.png",
+        plot.plot_diffusion_terms(
+            terms["denoising"].mean(1),
+            prior=float(terms["prior"].mean()),
+            reconstruction=float(terms["reconstruction"].mean()),
+        ),
+    )
+    if meta.kind != "image":
+        yield (
+            "samples.png",
+            plot.plot_points(x, draws, title=f"DDIM ({steps} steps) samples over the test data"),
+        )
+        return
+    shape = meta.image_shape
+    yield (
+        "samples.png",
+        plot.plot_images(draws.clamp(0, 1), image_shape=shape, title=f"samples, DDIM {steps} steps"),
+    )
+    ts = torch.linspace(0, m.timesteps, 9).round().long().tolist()
+    x0 = m.to_model_space(x[:6])
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+    forward = [x0 if t == 0 else m.alpha_bar[t].sqrt() * x0 + (1 - m.alpha_bar[t]).sqrt() * noise for t in ts]
+    picks = torch.linspace(0, len(path) - 1, 9).round().long().tolist()
+    strips = [
+        (
+            "forward.png",
+            forward,
+            "test digit",
+            "forward process q(x_t | x_0) at t = " + ", ".join(map(str, ts)),
+        ),
+        ("reverse.png", [path[i][:6] for i in picks], "sample", f"reverse process (DDIM, {steps} steps)"),
+    ]
+    for name, states, ylabel, title in strips:
+        strip = torch.stack([m.to_data_space(s) for s in states], 1).clamp(0, 1)
+        yield (
+            name,
+            plot.plot_conditional_grid(
+                strip, image_shape=shape, row_labels=list(range(6)), ylabel=ylabel, title=title
+            ),
+        )
+
+
 def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
     """Training curves, samples, reconstructions, interpolations and latent plots."""
     from . import plot
@@ -504,6 +624,10 @@ def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
     )
     x, y, _ = load_data(cfg["data"], "test")
     meta = data.info(cfg["data"]["name"])
+    if hasattr(m, "elbo_terms"):
+        for name, ax in _diffusion_figures(m, x, meta):
+            save(ax, name)
+        return written
     if hasattr(m, "prepare_data"):
         for name, ax in _conditional_figures(m, x, y, meta):
             save(ax, name)

@@ -187,6 +187,7 @@ class Diffusion(nn.Module):
     """
 
     objective = "meanfield"  # closed-form KLs: the notes' decomposition
+    data_binarize = "dequantize"  # run folders: a density on dequantized grey levels
     uses_labels = True  # the labels reach the model; only num_classes > 0 uses them
 
     def __init__(

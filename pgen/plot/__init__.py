@@ -4,6 +4,7 @@ Imported on first use (``pgen.plot``), so ``import pgen`` does not load matplotl
 """
 
 from .compare import plot_error_vs_time, plot_marginals, plot_pair
+from .diffusion import plot_diffusion_terms
 from .images import (
     image_grid,
     plot_conditional_grid,
@@ -59,6 +60,7 @@ __all__ = [
     "plot_gaussian_approximations",
     "plot_rate_distortion_sweep",
     "plot_posterior_collapse",
+    "plot_diffusion_terms",
     "save",
 ]
 
