@@ -49,7 +49,7 @@ def hand_written(x, loss, steps, batch=128, seed=0):
     torch.manual_seed(seed)
     m = Diffusion(x.shape[1], timesteps=T, image_shape=(8, 8))
     net, n = m.denoiser, len(x)
-    ab, gamma, delta, sigma2, beta = m.alpha_bar, m.gamma, m.delta, m.sigma2, m.beta
+    ab, delta, sigma2, beta = m.alpha_bar, m.delta, m.sigma2, m.beta
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     x0_all = x * 2 - 1
     times, it = [], batches(n, batch, seed)
@@ -79,7 +79,6 @@ def hand_written(x, loss, steps, batch=128, seed=0):
         value.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    del gamma
     return times
 
 

@@ -49,6 +49,7 @@ images in [0, 1] is a density bound there. For bits/dim of discrete images see
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Literal
 
@@ -351,6 +352,20 @@ class Diffusion(nn.Module):
         span = self.timesteps - low + 1
         return (low + (u * span).floor().long()).clamp(max=self.timesteps)
 
+    @contextlib.contextmanager
+    def _evaluating(self, seed: int | None):
+        """Eval mode (no label dropout) and, with ``seed``, seeded draws that leave the
+        global random state as it was; the previous mode is restored on exit."""
+        was = self.training
+        self.eval()
+        try:
+            with torch.random.fork_rng(devices=[], enabled=seed is not None):
+                if seed is not None:
+                    torch.manual_seed(check_int("seed", seed, minimum=0))
+                yield
+        finally:
+            self.train(was)
+
     def _steps(self, n: int, device) -> list[torch.Tensor]:
         return [torch.full((n,), t, dtype=torch.long, device=device) for t in range(self.timesteps, 0, -1)]
 
@@ -437,37 +452,30 @@ class Diffusion(nn.Module):
         """
         x = check_data(x, name="x", event_shape=self.event_shape).to(self.beta.dtype)
         num_samples = check_int("num_samples", num_samples, minimum=1)
-        was = self.training
-        self.eval()
-        try:
-            with torch.random.fork_rng(devices=[], enabled=seed is not None):
-                if seed is not None:
-                    torch.manual_seed(check_int("seed", seed, minimum=0))
-                x0 = self.to_model_space(x)
-                n = len(x)
-                labels = self._labels(y, n)
-                one = torch.ones(n, dtype=torch.long)
-                big_t = torch.full((n,), self.timesteps, dtype=torch.long)
-                prior = torch.distributions.kl_divergence(
-                    self._marginal(x0, big_t), dist.Normal(torch.zeros_like(x0), 1.0).to_event(1)
-                )
-                recon = torch.zeros(n, dtype=x0.dtype)
+        with self._evaluating(seed):
+            x0 = self.to_model_space(x)
+            n = len(x)
+            labels = self._labels(y, n)
+            one = torch.ones(n, dtype=torch.long)
+            big_t = torch.full((n,), self.timesteps, dtype=torch.long)
+            prior = torch.distributions.kl_divergence(
+                self._marginal(x0, big_t), dist.Normal(torch.zeros_like(x0), 1.0).to_event(1)
+            )
+            recon = torch.zeros(n, dtype=x0.dtype)
+            for _ in range(num_samples):
+                x1 = self._marginal(x0, one).sample()
+                recon += self._decoder(x1, labels).log_prob(x) / num_samples
+            rows = []
+            for t_value in range(2, self.timesteps + 1):
+                t = torch.full((n,), t_value, dtype=torch.long)
+                total = torch.zeros(n, dtype=x0.dtype)
                 for _ in range(num_samples):
-                    x1 = self._marginal(x0, one).sample()
-                    recon += self._decoder(x1, labels).log_prob(x) / num_samples
-                rows = []
-                for t_value in range(2, self.timesteps + 1):
-                    t = torch.full((n,), t_value, dtype=torch.long)
-                    total = torch.zeros(n, dtype=x0.dtype)
-                    for _ in range(num_samples):
-                        xt = self._marginal(x0, t).sample()
-                        total += torch.distributions.kl_divergence(
-                            self._posterior(xt, x0, t), self._reverse_step(xt, t, labels)
-                        )
-                    rows.append(total / num_samples)
-                denoising = torch.stack(rows)
-        finally:
-            self.train(was)
+                    xt = self._marginal(x0, t).sample()
+                    total += torch.distributions.kl_divergence(
+                        self._posterior(xt, x0, t), self._reverse_step(xt, t, labels)
+                    )
+                rows.append(total / num_samples)
+            denoising = torch.stack(rows)
         return {
             "reconstruction": recon,
             "prior": prior,
@@ -535,43 +543,36 @@ class Diffusion(nn.Module):
             raise ValueError("y and guidance need a class-conditional model (num_classes > 0)")
         if (known is None) != (mask is None):
             raise ValueError("in-painting needs both known and mask")
-        was = self.training
-        self.eval()
-        try:
-            with torch.random.fork_rng(devices=[], enabled=seed is not None):
-                if seed is not None:
-                    torch.manual_seed(check_int("seed", seed, minimum=0))
-                x = torch.randn(n, self.data_dim, dtype=self.beta.dtype) if x_t is None else x_t.clone()
-                k0 = None if known is None else self.to_model_space(known.to(x.dtype)).expand_as(x)
-                keep = None if mask is None else mask.to(torch.bool).expand_as(x)
-                path = [x]
-                for i, t_value in enumerate(times):
-                    t = torch.full((n,), t_value, dtype=torch.long)
-                    if keep is not None:  # known pixels at noise level t
-                        x = torch.where(keep, self._marginal(k0, t).sample(), x)
-                    x0_hat, eps_hat = self.predict(x, t, labels, guidance=guidance)
-                    if clip:
-                        x0_hat = x0_hat.clamp(-1, 1)
-                        ab = self._at("alpha_bar", t)
-                        eps_hat = (x - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
-                    if t_value == 1:
-                        x = x0_hat
-                    elif sampler == "ddpm":
-                        mean = self._at("gamma", t) * x + self._at("delta", t) * x0_hat
-                        x = mean + self._at("sigma2", t).sqrt() * torch.randn_like(x)
-                    else:
-                        t_prev = times[i + 1] if i + 1 < len(times) else 0
-                        ab, ab_prev = self.alpha_bar[t_value], self.alpha_bar[t_prev]
-                        sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
-                        x = (
-                            ab_prev.sqrt() * x0_hat
-                            + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps_hat
-                            + sigma * torch.randn_like(x)
-                        )
-                    path.append(x)
-                if keep is not None:
-                    x = torch.where(keep, k0, x)
-        finally:
-            self.train(was)
+        with self._evaluating(seed):
+            x = torch.randn(n, self.data_dim, dtype=self.beta.dtype) if x_t is None else x_t.clone()
+            k0 = None if known is None else self.to_model_space(known.to(x.dtype)).expand_as(x)
+            keep = None if mask is None else mask.to(torch.bool).expand_as(x)
+            path = [x]
+            for i, t_value in enumerate(times):
+                t = torch.full((n,), t_value, dtype=torch.long)
+                if keep is not None:  # known pixels at noise level t
+                    x = torch.where(keep, self._marginal(k0, t).sample(), x)
+                x0_hat, eps_hat = self.predict(x, t, labels, guidance=guidance)
+                if clip:
+                    x0_hat = x0_hat.clamp(-1, 1)
+                    ab = self._at("alpha_bar", t)
+                    eps_hat = (x - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
+                if t_value == 1:
+                    x = x0_hat
+                elif sampler == "ddpm":
+                    mean = self._at("gamma", t) * x + self._at("delta", t) * x0_hat
+                    x = mean + self._at("sigma2", t).sqrt() * torch.randn_like(x)
+                else:
+                    t_prev = times[i + 1] if i + 1 < len(times) else 0
+                    ab, ab_prev = self.alpha_bar[t_value], self.alpha_bar[t_prev]
+                    sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
+                    x = (
+                        ab_prev.sqrt() * x0_hat
+                        + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps_hat
+                        + sigma * torch.randn_like(x)
+                    )
+                path.append(x)
+            if keep is not None:
+                x = torch.where(keep, k0, x)
         out = self.to_data_space(x)
         return (out, path) if return_path else out
