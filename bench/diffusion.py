@@ -116,9 +116,8 @@ def main():
         methods = {
             "torch loop [baseline]": functools.partial(hand_written, x, loss, args.steps),
             "pgen.fit": functools.partial(pgen_fit, x, loss, args.steps),
+            "pgen.fit (jit=True)": functools.partial(pgen_fit, x, loss, args.steps, True),
         }
-        if loss == "simple":  # the sampled-ELBO pair does not trace yet (pgen.fit refuses jit=True)
-            methods["pgen.fit (jit=True)"] = functools.partial(pgen_fit, x, loss, args.steps, True)
         names = list(methods)
         medians = {k: [] for k in names}
         for r in range(args.rounds):

@@ -553,11 +553,10 @@ def _diffusion_figures(m, x, meta):
     ELBO's denoising terms per timestep on 50 test examples."""
     from . import plot
 
-    labels = None
-    if m.num_classes:
-        labels = torch.arange(64) % m.num_classes
     steps = min(50, m.timesteps)
-    draws, path = m.sample(64, sampler="ddim", steps=steps, seed=0, y=labels, return_path=True)
+    n = 64 if meta.kind == "image" else 1000  # points are cheap and show the density
+    labels = torch.arange(n) % m.num_classes if m.num_classes else None
+    draws, path = m.sample(n, sampler="ddim", steps=steps, seed=0, y=labels, return_path=True)
     terms = m.elbo_terms(x[:50], seed=0)
     yield (
         "terms.png",
@@ -601,6 +600,67 @@ def _diffusion_figures(m, x, meta):
                 strip, image_shape=shape, row_labels=list(range(6)), ylabel=ylabel, title=title
             ),
         )
+    yield from _diffusion_sampler_figures(m, x, shape)
+
+
+def _diffusion_sampler_figures(m, x, shape):
+    """DDPM against DDIM at several step counts (the same x_T for every DDIM row),
+    in-painting of the bottom half of test digits, and, for a class-conditional model,
+    samples per class without and with classifier-free guidance."""
+    from . import plot
+
+    cols = 10
+    labels = torch.arange(cols) % m.num_classes if m.num_classes else None
+    g = torch.Generator().manual_seed(1)
+    x_t = torch.randn(cols, m.data_dim, generator=g, dtype=m.beta.dtype)
+    rows, names = [m.sample(cols, sampler="ddpm", y=labels, x_t=x_t, seed=1)], [f"DDPM {m.timesteps}"]
+    for steps in sorted({s for s in (10, 20, 50, 200) if s <= m.timesteps}):
+        rows.append(m.sample(cols, sampler="ddim", steps=steps, y=labels, x_t=x_t, seed=1))
+        names.append(f"DDIM {steps}")
+    yield (
+        "samplers.png",
+        plot.plot_conditional_grid(
+            torch.stack(rows).clamp(0, 1),
+            image_shape=shape,
+            row_labels=names,
+            ylabel="sampler, steps",
+            title="one x_T per column; DDIM is deterministic (eta = 0)",
+        ),
+    )
+    truth = x[:8]
+    mask = torch.zeros(m.data_dim, dtype=torch.bool)
+    mask[: m.data_dim // 2] = True  # top half observed
+    fills = [m.sample(8, sampler="ddpm", known=truth, mask=mask, seed=k).clamp(0, 1) for k in range(4)]
+    yield (
+        "inpainting.png",
+        plot.plot_inpainting(
+            truth,
+            mask,
+            torch.stack(fills, 1),
+            image_shape=shape,
+            title="in-painting the bottom half (DDPM)",
+        ),
+    )
+    if not m.num_classes:
+        return
+    import matplotlib.pyplot as plt
+
+    weights = (0.0, 1.0, 4.0)
+    fig, axes = plt.subplots(1, len(weights), figsize=(3.2 * len(weights), 4.2))
+    classes = torch.arange(m.num_classes).repeat_interleave(6)
+    for ax, w in zip(axes, weights, strict=True):
+        draws = m.sample(
+            len(classes), sampler="ddim", steps=min(50, m.timesteps), y=classes, guidance=w, seed=2
+        )
+        plot.plot_conditional_grid(
+            draws.reshape(m.num_classes, 6, -1).clamp(0, 1),
+            ax=ax,
+            image_shape=shape,
+            title=f"guidance w = {w:g}",
+        )
+    fig.suptitle("classifier-free guidance: (1 + w) eps(x_t, y) - w eps(x_t)")
+    fig.tight_layout()
+    yield "guidance.png", fig
 
 
 def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:

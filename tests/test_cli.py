@@ -240,8 +240,42 @@ def test_diffusion_run_trains_evaluates_the_bound_and_samples(tmp_path, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_args"]["loss"] == "simple" and cfg["fit"]["objective"] == "meanfield"
     assert cfg["data"]["binarize"] == "dequantize"  # the diffusion default: a density on grey levels
-    for name in ("samples.png", "forward.png", "reverse.png", "terms.png"):
+    for name in ("samples.png", "forward.png", "reverse.png", "terms.png", "samplers.png", "inpainting.png"):
         assert (out / name).is_file(), name
+    assert not (out / "guidance.png").exists()  # unconditional
+    # class-conditional, learned variances, weighted timesteps, compiled: the ELBO pair traces
+    cond = tmp_path / "cond"
+    extra = ["--num-classes", "10", "--variance", "learned", "--timestep-proposal", "weighted", "--jit"]
+    assert main([*argv, *extra, "--epochs", "1", "--out", str(cond), "--no-progress"]) == 0
+    cfg_c = json.loads((cond / "config.json").read_text())
+    assert cfg_c["model_args"]["variance"] == "learned" and cfg_c["fit"]["jit"] is True
+    assert (cond / "guidance.png").is_file()
+    # 2-D toys are used as they are (images are mapped from [0, 1] to [-1, 1] and clipped)
+    toy = tmp_path / "toy"
+    assert (
+        main(
+            [
+                "train",
+                "diffusion",
+                "--data",
+                "moons",
+                "--n",
+                "64",
+                "--timesteps",
+                "20",
+                "--hidden",
+                "8",
+                "--epochs",
+                "1",
+                "--out",
+                str(toy),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert main(["sample", str(toy), "-n", "200", "--sampler", "ddim", "--steps", "5"]) == 0
+    assert np.abs(np.load(toy / "samples.npz")["samples"]).max() > 1.0  # not clipped to [-1, 1]
     capsys.readouterr()
     assert main(["evaluate", str(out), "--no-progress"]) == 0
     m = json.loads((out / "metrics.json").read_text())

@@ -408,7 +408,9 @@ class _CompiledObjective:
 
     The parameters are inputs of the traced function, so gradients reach them. Each new
     trace is checked against the eager objective with the same random numbers; a model
-    whose structure depends on its values cannot be traced and is refused.
+    whose structure depends on its values cannot be traced and is refused. So is one that
+    draws a value the loss never uses (a closed-form KL's site) before other draws: the
+    trace drops that draw, which shifts the later ones.
     """
 
     def __init__(self, objective, params: list[torch.Tensor]):
@@ -454,8 +456,10 @@ class _CompiledObjective:
         if not torch.allclose(eager, compiled, rtol=1e-4, atol=1e-4):
             raise ValueError(
                 f"jit=True: the compiled objective gives {compiled.item():.6g} where the model "
-                f"gives {eager.item():.6g} with the same random numbers; the model's structure "
-                "depends on its values and cannot be traced. Use jit=False."
+                f"gives {eager.item():.6g} with the same random numbers: either the model's "
+                "structure depends on its values, which a trace cannot follow, or a random draw "
+                "whose value is never used comes before others (the trace drops it, shifting "
+                "the later draws; draw such values last). Use jit=False."
             )
         return traced
 

@@ -35,7 +35,13 @@ Three estimators of it (``estimator=``):
   so a step costs two denoiser passes whatever T is. The timestep is an auxiliary site
   with the same uniform law in model and guide, and :math:`x_t`, :math:`x_1` are
   auxiliary sites with the law :math:`q(\cdot\mid x_0)` in both: they add nothing to the
-  bound, whose estimator is therefore unbiased for the same ELBO.
+  bound, whose estimator is therefore unbiased for the same ELBO. With
+  ``timestep_proposal="weighted"`` t is drawn from :math:`\pi_t` instead and its term is
+  weighted :math:`1/\pi_t` (importance sampling; still unbiased). Most of the bound of
+  image data sits at small t, which a uniform t rarely visits; :math:`\pi_t` is half
+  uniform and half proportional to
+  :math:`\beta_t/(\alpha_t(1-\bar\alpha_{t-1}))`, the KL at t of a unit error in the
+  predicted noise (cf. Nichol & Dhariwal 2021, who adapt :math:`\pi_t` during training).
 * ``loss="simple"`` instead trains on Ho et al.'s unweighted loss
   :math:`\mathbb E_{t \sim \mathcal U\{1..T\}}\|\text{target} - f_\theta(x_t, t)\|^2`
   (target: the noise, :math:`x_0` or :math:`v` as predicted), a ``pyro.factor``; the
@@ -72,9 +78,11 @@ __all__ = [
     "schedule_constants",
     "q_sample",
     "PREDICTIONS",
+    "VARIANCES",
 ]
 
 PREDICTIONS = ("eps", "x0", "v")
+VARIANCES = ("posterior", "beta", "learned")
 
 
 # --------------------------------------------------------------------------- schedules
@@ -153,6 +161,8 @@ def _data_args(x, y):
     out = {"data_dim": dim}
     if image_like:
         out["image_shape"] = [side, side]
+    else:  # real-valued data (2-D toys): used as is, not mapped from [0, 1]
+        out["data_range"] = None
     return out
 
 
@@ -178,7 +188,16 @@ class Diffusion(nn.Module):
             in training; Ho & Salimans 2022).
         label_dropout: that probability.
         estimator: ``"sampled"`` or ``"full"`` (module docstring).
+        timestep_proposal: how the sampled estimator draws t: ``"uniform"`` or
+            ``"weighted"`` (module docstring).
         loss: ``"elbo"`` or ``"simple"``.
+        variance: the reverse steps' variance: ``"posterior"``
+            :math:`\\tilde\\sigma_t^2` (right when :math:`x_0` given :math:`x_t` is nearly
+            certain), ``"beta"`` :math:`\\beta_t` (right when the data is locally flat at
+            the noise scale, as dequantized grey levels are at small t; Ho et al. 2020,
+            section 3.2), or ``"learned"``: per pixel,
+            :math:`\\log\\Sigma = v\\log\\beta_t + (1-v)\\log\\tilde\\sigma_t^2` with v a second
+            output of the denoiser (Nichol & Dhariwal 2021); trained by the ELBO only.
 
     Example:
         >>> x, _ = pgen.data.load("digits")
@@ -205,7 +224,9 @@ class Diffusion(nn.Module):
         num_classes: int = 0,
         label_dropout: float = 0.1,
         estimator: Literal["sampled", "full"] = "sampled",
+        timestep_proposal: Literal["uniform", "weighted"] = "uniform",
         loss: Literal["elbo", "simple"] = "elbo",
+        variance: Literal["posterior", "beta", "learned"] = "posterior",
     ):
         super().__init__()
         self.data_dim = check_int("data_dim", data_dim, minimum=1)
@@ -214,7 +235,15 @@ class Diffusion(nn.Module):
         self.prediction = check_choice("prediction", prediction, PREDICTIONS)
         denoiser = check_choice("denoiser", denoiser, ("mlp", "unet"))
         self.estimator = check_choice("estimator", estimator, ("sampled", "full"))
+        self.timestep_proposal = check_choice("timestep_proposal", timestep_proposal, ("uniform", "weighted"))
         self.loss = check_choice("loss", loss, ("elbo", "simple"))
+        self.variance = check_choice("variance", variance, VARIANCES)
+        if self.variance == "learned" and self.loss == "simple":
+            raise ValueError(
+                "variance='learned' needs loss='elbo': the simple loss has no term that trains "
+                "the variance; use variance='posterior' or 'beta' with loss='simple'"
+            )
+        outputs = 2 if self.variance == "learned" else 1
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         self.label_dropout = check_float("label_dropout", label_dropout, nonnegative=True, below=1.0)
         if image_shape is not None:
@@ -231,9 +260,9 @@ class Diffusion(nn.Module):
         if denoiser == "unet":
             if image_shape is None:
                 raise ValueError("denoiser='unet' needs image_shape=(rows, cols)")
-            self.denoiser = UNetDenoiser(image_shape, channels, num_classes=self.num_classes)
+            self.denoiser = UNetDenoiser(image_shape, channels, num_classes=self.num_classes, outputs=outputs)
         else:
-            self.denoiser = MLPDenoiser(self.data_dim, hidden, num_classes=self.num_classes)
+            self.denoiser = MLPDenoiser(self.data_dim, hidden, num_classes=self.num_classes, outputs=outputs)
         self.config = {
             "data_dim": self.data_dim,
             "timesteps": self.timesteps,
@@ -247,11 +276,21 @@ class Diffusion(nn.Module):
             "num_classes": self.num_classes,
             "label_dropout": self.label_dropout,
             "estimator": self.estimator,
+            "timestep_proposal": self.timestep_proposal,
             "loss": self.loss,
+            "variance": self.variance,
         }
         dtype = torch.get_default_dtype()
-        for name, value in schedule_constants(SCHEDULES[schedule](self.timesteps)).items():
+        constants = schedule_constants(SCHEDULES[schedule](self.timesteps))
+        for name, value in constants.items():
             self.register_buffer(name, value.to(dtype), persistent=False)
+        # the proposal of t = 2..T (entries 0 and 1 are 0) and its cumulative sums
+        weight = constants["beta"][2:] / (constants["alpha"][2:] * (1 - constants["alpha_bar"][1:-1]))
+        if self.timestep_proposal == "uniform":
+            weight = torch.ones_like(weight)
+        prob = 0.5 * weight / weight.sum() + 0.5 / (self.timesteps - 1)
+        self.register_buffer("t_prob", torch.cat([prob.new_zeros(2), prob]).to(dtype), persistent=False)
+        self.register_buffer("t_cdf", prob.cumsum(0).to(dtype), persistent=False)
         # x in data units = offset + x0 / scale; the density of x is scale^D times that of x0
         lo, hi = data_range if data_range is not None else (-1.0, 1.0)
         self._scale, self._offset = 2.0 / (hi - lo), (hi + lo) / 2.0
@@ -280,26 +319,43 @@ class Diffusion(nn.Module):
         """Constant ``name`` at timesteps ``t`` (``(N,)``), shaped ``(N, 1)``."""
         return getattr(self, name)[t].unsqueeze(-1)
 
-    def _labels(self, y, n: int):
+    def _drops_labels(self, y) -> bool:
+        return bool(self.num_classes) and y is not None and self.training and self.label_dropout > 0
+
+    def _labels(self, y, n: int, u: torch.Tensor | None = None):
+        """Labels with the null label for ``y=None`` and, in training, each label dropped
+        with probability ``label_dropout`` (where ``u``, uniform draws, fall below it)."""
         if not self.num_classes:
             return None
         if y is None:
             return torch.full((n,), self.num_classes, dtype=torch.long, device=self.beta.device)
         y = torch.as_tensor(y, dtype=torch.long, device=self.beta.device)
-        if self.training and self.label_dropout > 0:
-            drop = torch.rand(y.shape, device=y.device) < self.label_dropout
-            y = torch.where(drop, torch.full_like(y, self.num_classes), y)
+        if self._drops_labels(y):
+            u = torch.rand(y.shape, device=y.device) if u is None else u
+            y = torch.where(u < self.label_dropout, torch.full_like(y, self.num_classes), y)
         return y
 
     def predict(self, xt: torch.Tensor, t: torch.Tensor, y=None, *, guidance: float = 0.0):
         r"""The denoiser's :math:`(\hat x_0, \hat\epsilon)` at :math:`(x_t, t)`, whatever it
         predicts. With ``guidance`` w > 0 (class-conditional models):
         :math:`\hat\epsilon = (1+w)\,\hat\epsilon(x_t, y) - w\,\hat\epsilon(x_t, \varnothing)`."""
+        return self._predict(xt, t, y, guidance)[:2]
+
+    def _predict(self, xt, t, y=None, guidance: float = 0.0):
+        r""":math:`(\hat x_0, \hat\epsilon, v)`, v the variance output (``None`` unless learned);
+        guidance mixes the mean outputs only (the variance is the conditional one)."""
         batch = xt.shape[:-1]
         t = t.expand(batch)
-        out = self._net(xt, t, y)
+        out, v = self._net(xt, t, y), None
+        if self.variance == "learned":
+            out, v = out[..., : self.data_dim], out[..., self.data_dim :]
         if guidance and self.num_classes:
-            out = (1 + guidance) * out - guidance * self._net(xt, t, torch.full_like(t, self.num_classes))
+            null = self._net(xt, t, torch.full_like(t, self.num_classes))[..., : self.data_dim]
+            out = (1 + guidance) * out - guidance * null
+        x0_hat, eps_hat = self._from_output(xt, t, out)
+        return x0_hat, eps_hat, v
+
+    def _from_output(self, xt, t, out):
         ab = self._at("alpha_bar", t)
         a, s = ab.sqrt(), (1 - ab).sqrt()
         if self.prediction == "eps":
@@ -316,7 +372,7 @@ class Diffusion(nn.Module):
             out = self.denoiser(flat_x, flat_t, None if y is None else y.expand(batch).reshape(-1))
         else:
             out = self.denoiser(flat_x, flat_t)
-        return out.reshape(*batch, self.data_dim)
+        return out.reshape(*batch, out.shape[-1])
 
     def _target(self, x0, eps, t):
         ab = self._at("alpha_bar", t)
@@ -332,10 +388,19 @@ class Diffusion(nn.Module):
         x0_hat, _ = self.predict(x1, t1, y)
         return dist.Normal(self.to_data_space(x0_hat), self.beta[1].sqrt() / self._scale).to_event(1)
 
+    def _reverse_scale(self, t, v) -> torch.Tensor:
+        r"""The standard deviation of :math:`p_\theta(x_{t-1}\mid x_t)` (t >= 2)."""
+        if self.variance == "posterior":
+            return self._at("sigma2", t).sqrt()
+        if self.variance == "beta":
+            return self._at("beta", t).sqrt()
+        log_beta, log_post = self._at("beta", t).log(), self._at("sigma2", t).log()
+        return (0.5 * (v * log_beta + (1 - v) * log_post)).exp()
+
     def _reverse_step(self, xt, t, y) -> dist.Distribution:
-        x0_hat, _ = self.predict(xt, t, y)
+        x0_hat, _, v = self._predict(xt, t, y)
         loc = self._at("gamma", t) * xt + self._at("delta", t) * x0_hat
-        return dist.Normal(loc, self._at("sigma2", t).sqrt()).to_event(1)
+        return dist.Normal(loc, self._reverse_scale(t, v)).to_event(1)
 
     def _posterior(self, xt, x0, t) -> dist.Distribution:
         loc = self._at("gamma", t) * xt + self._at("delta", t) * x0
@@ -380,11 +445,11 @@ class Diffusion(nn.Module):
                 raise ValueError(f"n={n} but y has {len(y)} labels; give one or the other")
         else:
             n = x.shape[0]
-        labels = self._labels(y, n)
         zero = self.beta.new_zeros(n, self.data_dim)
         with pyro.plate("data", n):
             if x is not None and self.estimator == "sampled":
-                return self._sampled_terms(x, labels, role="model")
+                return self._sampled_terms(x, y, role="model")
+            labels = self._labels(y, n)
             xt = pyro.sample(f"x{self.timesteps}", dist.Normal(zero, 1.0).to_event(1))
             for t in self._steps(n, zero.device)[:-1]:
                 xt = pyro.sample(f"x{int(t[0]) - 1}", self._reverse_step(xt, t, labels))
@@ -398,45 +463,64 @@ class Diffusion(nn.Module):
         n = x.shape[0]
         with pyro.plate("data", n):
             if self.estimator == "sampled":
-                return self._sampled_terms(x, None, role="guide")
+                return self._sampled_terms(x, y, role="guide")
             big_t = torch.full((n,), self.timesteps, dtype=torch.long, device=x.device)
             xt = pyro.sample(f"x{self.timesteps}", self._marginal(x0, big_t))
             for t in self._steps(n, x.device)[:-1]:
                 xt = pyro.sample(f"x{int(t[0]) - 1}", self._posterior(xt, x0, t))
             return xt
 
-    def _sampled_terms(self, x, labels, role: str):
+    def _sampled_terms(self, x, y, role: str):
         """One timestep per example: the shared sites of the sampled estimator and of the
         simple loss (the auxiliary ones have the same law in model and guide)."""
         x0 = self.to_model_space(x)
         n, dev = x.shape[0], x.device
         if self.loss == "simple":
             t = self._timesteps(x0, 1)
+            labels = self._aux_labels(y, n, x0)
             xt = pyro.sample("xt", self._marginal(x0, t))
             if role == "model":
                 ab = self._at("alpha_bar", t)
                 eps = (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
-                out = self._net(xt, t, labels)
+                out = self._net(xt, t, labels)[..., : self.data_dim]
                 pyro.factor("simple_loss", -((out - self._target(x0, eps, t)) ** 2).sum(-1))
             return xt
-        t = self._timesteps(x0, 2)
+        if self.timestep_proposal == "uniform":
+            t = self._timesteps(x0, 2)
+            weight = float(self.timesteps - 1)
+        else:  # t ~ pi by the inverse CDF of the same auxiliary uniform, weighted 1 / pi_t
+            u = pyro.sample("t_u", dist.Uniform(x0.new_zeros(n), 1.0))
+            index = torch.searchsorted(self.t_cdf, u.unsqueeze(-1)).squeeze(-1)
+            t = 2 + index.clamp(max=self.timesteps - 2)
+            weight = 1.0 / self.t_prob[t]
+        labels = self._aux_labels(y, n, x0)
         big_t = torch.full((n,), self.timesteps, dtype=torch.long, device=dev)
         one = torch.ones(n, dtype=torch.long, device=dev)
         zero = x0.new_zeros(n, self.data_dim)
-        # prior matching: KL(q(x_T | x_0) || N(0, I)); no parameters
+        # reconstruction: x_1 ~ q(x_1 | x_0) in both, then log p(x_0 | x_1)
+        x1 = pyro.sample("x1", self._marginal(x0, one))
+        # one denoising-matching term, weighted 1 / P(t)
+        xt = pyro.sample("xt", self._marginal(x0, t))
+        with poutine.scale(scale=weight):
+            step = self._reverse_step(xt, t, labels) if role == "model" else self._posterior(xt, x0, t)
+            pyro.sample("xs", step)
+        # prior matching: KL(q(x_T | x_0) || N(0, I)); no parameters. The values of xs and xT
+        # are unused under closed-form KLs, so torch.jit.trace drops their draws; drawn last,
+        # that leaves the earlier draws (and so jit=True's check against eager) unchanged.
         pyro.sample(
             "xT", dist.Normal(zero, 1.0).to_event(1) if role == "model" else self._marginal(x0, big_t)
         )
-        # reconstruction: x_1 ~ q(x_1 | x_0) in both, then log p(x_0 | x_1)
-        x1 = pyro.sample("x1", self._marginal(x0, one))
-        # one denoising-matching term, weighted T - 1
-        xt = pyro.sample("xt", self._marginal(x0, t))
-        with poutine.scale(scale=float(self.timesteps - 1)):
-            step = self._reverse_step(xt, t, labels) if role == "model" else self._posterior(xt, x0, t)
-            pyro.sample("xs", step)
         if role == "model":
             return pyro.sample("obs", self._decoder(x1, labels), obs=x)
         return xt
+
+    def _aux_labels(self, y, n, x0):
+        """Label dropout from an auxiliary uniform site drawn in model and guide alike (so
+        that every draw of the pair precedes the unused ones; see ``xT`` above)."""
+        if not self._drops_labels(y):
+            return self._labels(y, n)
+        u = pyro.sample("label_u", dist.Uniform(x0.new_zeros(n), 1.0))
+        return self._labels(y, n, u)
 
     # ---------------------------------------------------------------- the bound, term by term
 
@@ -517,7 +601,8 @@ class Diffusion(nn.Module):
                 from T to 1, with noise ``eta`` (0: deterministic).
             y: labels ``(n,)`` for a class-conditional model (``None``: unconditional).
             guidance: classifier-free guidance weight w (0: none).
-            clip: clip each :math:`\hat x_0` to [-1, 1] (the data range).
+            clip: clip each :math:`\hat x_0` to [-1, 1], the image of ``data_range``
+                (without a ``data_range`` nothing is clipped).
             x_t: the starting noise ``(n, D)`` (default: drawn).
             known, mask: in-painting: where ``mask`` is true, each step's state is
                 replaced by ``known`` (data units) noised to that step (Lugmayr et al.
@@ -552,8 +637,8 @@ class Diffusion(nn.Module):
                 t = torch.full((n,), t_value, dtype=torch.long)
                 if keep is not None:  # known pixels at noise level t
                     x = torch.where(keep, self._marginal(k0, t).sample(), x)
-                x0_hat, eps_hat = self.predict(x, t, labels, guidance=guidance)
-                if clip:
+                x0_hat, eps_hat, v = self._predict(x, t, labels, guidance=guidance)
+                if clip and self.data_range is not None:
                     x0_hat = x0_hat.clamp(-1, 1)
                     ab = self._at("alpha_bar", t)
                     eps_hat = (x - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
@@ -561,7 +646,7 @@ class Diffusion(nn.Module):
                     x = x0_hat
                 elif sampler == "ddpm":
                     mean = self._at("gamma", t) * x + self._at("delta", t) * x0_hat
-                    x = mean + self._at("sigma2", t).sqrt() * torch.randn_like(x)
+                    x = mean + self._reverse_scale(t, v) * torch.randn_like(x)
                 else:
                     t_prev = times[i + 1] if i + 1 < len(times) else 0
                     ab, ab_prev = self.alpha_bar[t_value], self.alpha_bar[t_prev]

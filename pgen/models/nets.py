@@ -135,11 +135,20 @@ class MLPDenoiser(nn.Module):
         time_dim: size of the time embedding (defaults to the first hidden width).
         num_classes: 0 for unconditional; else labels ``0..num_classes-1``, and
             ``num_classes`` (or ``y=None``) for none.
+        outputs: vectors the size of ``x_t`` to return, concatenated (2: a prediction
+            and a variance interpolation, Nichol & Dhariwal 2021).
     """
 
-    def __init__(self, data_dim: int, hidden: Sequence[int] = (256, 256, 256), num_classes: int = 0):
+    def __init__(
+        self,
+        data_dim: int,
+        hidden: Sequence[int] = (256, 256, 256),
+        num_classes: int = 0,
+        outputs: int = 1,
+    ):
         super().__init__()
         data_dim = check_int("data_dim", data_dim, minimum=1)
+        outputs = check_int("outputs", outputs, minimum=1)
         hidden = check_int_tuple("hidden", hidden)
         if not hidden:
             raise ValueError("hidden must have at least one layer for an MLP denoiser")
@@ -148,7 +157,7 @@ class MLPDenoiser(nn.Module):
         self.inp = nn.Linear(data_dim, hidden[0])
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(hidden[:-1], hidden[1:], strict=True))
         self.emb_proj = nn.ModuleList(nn.Linear(hidden[0], b) for b in hidden[1:])
-        self.out = nn.Linear(hidden[-1], data_dim)
+        self.out = nn.Linear(hidden[-1], data_dim * outputs)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.embed(t, y)
@@ -191,13 +200,18 @@ class UNetDenoiser(nn.Module):
     Args:
         image_shape: ``(rows, cols)``; each must be divisible by ``2**(len(channels)-1)``.
         channels: widths per resolution, e.g. ``(16, 32, 32)``.
-        num_classes: as in :class:`MLPDenoiser`.
+        num_classes, outputs: as in :class:`MLPDenoiser` (each output is one channel).
     """
 
     def __init__(
-        self, image_shape: Sequence[int], channels: Sequence[int] = (16, 32, 32), num_classes: int = 0
+        self,
+        image_shape: Sequence[int],
+        channels: Sequence[int] = (16, 32, 32),
+        num_classes: int = 0,
+        outputs: int = 1,
     ):
         super().__init__()
+        self.outputs = check_int("outputs", outputs, minimum=1)
         self.image_shape = tuple(check_int_tuple("image_shape", image_shape))
         channels = check_int_tuple("channels", channels)
         if len(self.image_shape) != 2 or not channels:
@@ -223,7 +237,9 @@ class UNetDenoiser(nn.Module):
             self.up.append(_ResBlock(previous + c, c, emb_dim))
             previous = c
         self.out = nn.Sequential(
-            nn.GroupNorm(_groups(previous), previous), nn.SiLU(), nn.Conv2d(previous, 1, 3, padding=1)
+            nn.GroupNorm(_groups(previous), previous),
+            nn.SiLU(),
+            nn.Conv2d(previous, self.outputs, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -240,4 +256,4 @@ class UNetDenoiser(nn.Module):
             if i > 0:
                 h = F.interpolate(h, scale_factor=2, mode="nearest")
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
-        return self.out(h).reshape(x.shape)
+        return self.out(h).reshape(*x.shape[:-1], self.outputs * x.shape[-1])

@@ -399,7 +399,7 @@ def test_jit_refuses_a_model_it_cannot_trace_faithfully():
     def guide(x, y=None):
         pass
 
-    with pytest.raises(ValueError, match="cannot be traced"):
+    with pytest.raises(ValueError, match="a trace cannot follow"):
         pgen.fit(model, guide, x, steps=2, batch_size=None, jit=True, progress=False)
 
 

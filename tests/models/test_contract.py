@@ -84,6 +84,20 @@ EXTRA.update(
             torch.rand(6, 12),
             {"y": torch.tensor([0, 1, 2, 0, 1, 2])},
         ),
+        "diffusion-learned-variance-unet-weighted": lambda: (
+            pgen.models.Diffusion(
+                16,
+                timesteps=6,
+                denoiser="unet",
+                channels=(4, 8),
+                image_shape=(4, 4),
+                variance="learned",
+                timestep_proposal="weighted",
+                num_classes=2,
+            ),
+            torch.rand(6, 16),
+            {"y": torch.tensor([0, 1, 0, 1, 0, 1])},
+        ),
     }
 )
 CASES = {**FACTORIES, **EXTRA}
