@@ -208,6 +208,7 @@ def _run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwa
         raise model_error(error) from error
     params = kernel.initial_params
     kept: dict[str, list] = {name: [] for name in params}
+    # one leading "chain" axis per run; batched kernels replace it (see _unbatch)
     stats: dict[str, list] = {}
     divergences = 0
     warmup_time = 0.0
@@ -226,14 +227,28 @@ def _run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwa
     if warmup == 0:
         warmup_time = 0.0
     out = {
-        "params": {name: torch.stack(values).numpy() for name, values in kept.items()},
-        "stats": {k: np.asarray(v) for k, v in stats.items()},
+        "params": {name: torch.stack(values).numpy()[None] for name, values in kept.items()},
+        "stats": {k: np.asarray(v)[None] for k, v in stats.items()},
         "warmup_time": warmup_time,
         "sampling_time": total - warmup_time,
         "transforms": getattr(kernel, "transforms", None) or {},
     }
     kernel.cleanup()
     return out
+
+
+def _unbatch(run: dict, batch: int) -> dict:
+    """A run of ``batch`` chains held as one tensor, ``(1, draws, batch, ...)``, as
+    ``batch`` chains ``(batch, draws, ...)``; per-draw statistics are per chain
+    ``(1, draws, batch)`` or shared ``(1, draws)``."""
+    params = {name: np.moveaxis(v[0], 1, 0) for name, v in run["params"].items()}
+    stats = {}
+    for key, v in run["stats"].items():
+        v = v[0]
+        stats[key] = (
+            np.moveaxis(v, 1, 0) if v.ndim == 2 and v.shape[1] == batch else np.repeat(v[None], batch, 0)
+        )
+    return {**run, "params": params, "stats": stats}
 
 
 class _Bars:
@@ -460,11 +475,15 @@ def sample(
         bars.close()
     wall = time.perf_counter() - start
     transforms = getattr(k, "transforms", None) or runs[0]["transforms"] or {}
-    unconstrained = {name: np.stack([r["params"][name] for r in runs]) for name in runs[0]["params"]}
+    batch = getattr(k, "batch_chains", None)  # a kernel that runs chains as one batch
+    if batch is not None:
+        runs = [_unbatch(r, batch) for r in runs]
+    unconstrained = {name: np.concatenate([r["params"][name] for r in runs]) for name in runs[0]["params"]}
     samples = _constrain(unconstrained, transforms)
     stats = {}
     for key in runs[0]["stats"]:
-        stats[key] = np.stack([r["stats"][key] for r in runs])
+        stats[key] = np.concatenate([r["stats"][key] for r in runs])
+    requested_chains, chains = chains, len(next(iter(unconstrained.values())))
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     depth_hits = (
         int((stats["tree_depth"] >= max_tree_depth).sum())
@@ -523,10 +542,14 @@ def sample(
             seed=seed + 1,
         )
     groups["observed_data"] = {n: v.cpu().numpy() for n, v in observed.items()}
-    idata = to_inference_data(groups, attrs={"inference_library": "pgen", "kernel": kernel_name})
+    with warnings.catch_warnings():
+        # batched kernels run thousands of chains with few draws, which ArviZ suspects
+        warnings.filterwarnings("ignore", message="More chains .* than draws", category=UserWarning)
+        idata = to_inference_data(groups, attrs={"inference_library": "pgen", "kernel": kernel_name})
     config = {
         "kernel": kernel_name,
-        "chains": chains,
+        "chains": requested_chains,
+        "batch_chains": batch,
         "warmup": warmup,
         "draws": draws,
         "seed": seed,

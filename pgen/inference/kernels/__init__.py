@@ -1,9 +1,36 @@
 """MCMC kernels: each a Pyro ``MCMCKernel`` run by the shared engine :func:`pgen.sample`.
 
 ``HMC`` and ``NUTS`` (``pgen.inference.kernels.hmc``) work on any model with continuous
-latent sites. The step maths of every kernel is a pure function the tests call directly.
+latent sites. ``Langevin`` (ULA, MALA), ``RBMGibbs`` and ``PairwiseGibbs``
+(``pgen.inference.kernels.energy``) sample energy-based models, many chains as one
+batched tensor. The step maths of every kernel is a pure function the tests call directly.
 """
 
+from .energy import (
+    Langevin,
+    PairwiseGibbs,
+    RBMGibbs,
+    checkerboard,
+    langevin_proposal,
+    mala_log_accept,
+    rbm_sweep,
+    spin_block_update,
+)
 from .hmc import HMC, NUTS, DualAveraging, Metric, WelfordCovariance, adaptation_windows
 
-__all__ = ["HMC", "NUTS", "Metric", "DualAveraging", "WelfordCovariance", "adaptation_windows"]
+__all__ = [
+    "HMC",
+    "NUTS",
+    "Metric",
+    "DualAveraging",
+    "WelfordCovariance",
+    "adaptation_windows",
+    "Langevin",
+    "RBMGibbs",
+    "PairwiseGibbs",
+    "checkerboard",
+    "langevin_proposal",
+    "mala_log_accept",
+    "rbm_sweep",
+    "spin_block_update",
+]
