@@ -519,7 +519,8 @@ def sample(
         )
         samples = {**latent, **values}
     summary = summarize(samples)
-    min_ess = float(np.nanmin(summary["ess_bulk"].to_numpy())) if len(summary) else float("nan")
+    ess_values = summary["ess_bulk"].to_numpy() if len(summary) else np.array([])
+    min_ess = float(np.nanmin(ess_values)) if np.isfinite(ess_values).any() else float("nan")
     messages = convergence_warnings(summary, divergences, chains, draws, depth_hits)
     if warn:
         for message in messages:

@@ -1,16 +1,23 @@
 """Models: each a Pyro model/guide pair in an ``nn.Module``.
 
 ``VAE`` (``pgen.models.vae``), ``CVAE`` and its deterministic ``Baseline``
-(``pgen.models.cvae``), ``Diffusion`` (``pgen.models.diffusion``), ``AutoregressiveVAE`` with its MADE decoder
-(``pgen.models.made``), ``PPCA`` (``pgen.models.ppca``, the exact-likelihood
-oracle), the plain networks in ``pgen.models.nets`` and the name registry the CLI uses.
+(``pgen.models.cvae``), ``Diffusion`` (``pgen.models.diffusion``), ``AutoregressiveVAE``
+with its MADE decoder (``pgen.models.made``), ``PPCA`` (``pgen.models.ppca``, the
+exact-likelihood oracle), the plain networks in ``pgen.models.nets`` and the name registry
+the CLI uses. Energy-based models: ``BoltzmannMachine`` (``pgen.models.ebm``) and ``RBM``
+(``pgen.models.rbm``), trained by persistent contrastive divergence and sampled by the
+MCMC engine's Gibbs kernels, and ``ScoreModel`` (``pgen.models.score``), trained by
+score matching through ``pgen.fit`` and sampled by annealed Langevin dynamics.
 """
 
 from . import nets, registry
 from .cvae import CVAE, Baseline
 from .diffusion import Diffusion
+from .ebm import BoltzmannMachine
 from .made import MADE, AutoregressiveVAE
 from .ppca import PPCA
+from .rbm import RBM
+from .score import ScoreModel
 from .ssvae import SSVAE
 from .vae import VAE
 
@@ -22,6 +29,9 @@ __all__ = [
     "CVAE",
     "Baseline",
     "PPCA",
+    "RBM",
+    "BoltzmannMachine",
+    "ScoreModel",
     "SSVAE",
     "nets",
     "registry",

@@ -7,6 +7,7 @@ batched tensor. The step maths of every kernel is a pure function the tests call
 """
 
 from .energy import (
+    AnnealedLangevin,
     Langevin,
     PairwiseGibbs,
     RBMGibbs,
@@ -26,6 +27,7 @@ __all__ = [
     "WelfordCovariance",
     "adaptation_windows",
     "Langevin",
+    "AnnealedLangevin",
     "RBMGibbs",
     "PairwiseGibbs",
     "checkerboard",

@@ -5,6 +5,8 @@ chains as one batched tensor.
   ``metropolis=True``, the Metropolis-adjusted one (MALA; Roberts & Tweedie 1996),
   whose step size adapts during warm-up towards acceptance 0.574 (Roberts & Rosenthal
   1998) by dual averaging.
+* :class:`AnnealedLangevin`: Langevin steps along a decreasing noise ladder with a
+  noise-conditional score (Song & Ermon 2019).
 * :class:`RBMGibbs`: block Gibbs sampling of a restricted Boltzmann machine,
   :math:`h \mid v` then :math:`v \mid h`.
 * :class:`PairwiseGibbs`: Gibbs sampling of a binary pairwise model (Boltzmann
@@ -32,6 +34,7 @@ from .hmc import DualAveraging
 
 __all__ = [
     "Langevin",
+    "AnnealedLangevin",
     "RBMGibbs",
     "PairwiseGibbs",
     "langevin_proposal",
@@ -417,3 +420,60 @@ class PairwiseGibbs(_Batched):
             y = spin_block_update(y, w, b, block, torch.rand(y.shape[0], len(block)))
         self.last_stats = {"magnetization": float(y.mean())}
         return {"y": y}
+
+
+class AnnealedLangevin(_Batched):
+    r"""Annealed Langevin dynamics over a noise ladder (Song & Ermon 2019, Alg. 1): for
+    each :math:`\sigma_i` from the largest down, ``steps_per_level`` steps
+    :math:`x \leftarrow x + \tfrac{\alpha_i}{2} s(x, \sigma_i) + \sqrt{\alpha_i}\,z`,
+    :math:`\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2` (the :func:`langevin_proposal` with
+    energy gradient :math:`-s` and step :math:`\alpha_i/2`). One transition is one step,
+    so a full pass is ``len(sigmas) * steps_per_level`` transitions (``warmup`` plus
+    ``draws`` in :func:`pgen.sample`); later transitions stay at the smallest noise.
+
+    Args:
+        score_fn: ``(x, sigma) -> `` the score of the data perturbed by
+            :math:`\mathcal N(0, \sigma^2 I)`, for ``x`` ``(chains, ...)``.
+        sigmas: the ladder, decreasing.
+        init: initial ``(chains, ...)`` positions, or a callable of ``num_chains``.
+        steps_per_level: T.
+        step_size: :math:`\epsilon`.
+        num_chains: chains run together.
+    """
+
+    def __init__(
+        self,
+        score_fn: Callable,
+        sigmas: Sequence[float],
+        *,
+        init,
+        steps_per_level: int = 100,
+        step_size: float = 2e-5,
+        num_chains: int = 1,
+    ):
+        super().__init__(num_chains)
+        sigmas = [float(s) for s in sigmas]
+        if (
+            not sigmas
+            or any(s <= 0 for s in sigmas)
+            or any(a < b for a, b in zip(sigmas, sigmas[1:], strict=False))
+        ):
+            raise ValueError(f"sigmas must be positive and decreasing; got {sigmas}")
+        self.score_fn, self.sigmas, self.init = score_fn, sigmas, init
+        self.steps_per_level = check_int("steps_per_level", steps_per_level, minimum=1)
+        self.step_size = check_float("step_size", step_size, positive=True)
+
+    def _setup(self, args, kwargs):
+        init = self.init(self.batch_chains) if callable(self.init) else self.init
+        self._state = _initial_state({"x": init}, self.batch_chains, "init")
+
+    @torch.no_grad()
+    def _transition(self, params):
+        level = min((self._step - 1) // self.steps_per_level, len(self.sigmas) - 1)
+        sigma = self.sigmas[level]
+        alpha = self.step_size * sigma**2 / self.sigmas[-1] ** 2
+        x = params["x"]
+        score = self.score_fn(x, sigma)
+        x = langevin_proposal(x, -score, alpha / 2, torch.randn_like(x))
+        self.last_stats = {"sigma": sigma}
+        return {"x": x}
