@@ -4,7 +4,8 @@
 (``pgen.models.cvae``), ``Diffusion`` (``pgen.models.diffusion``), ``AutoregressiveVAE``
 with its MADE decoder (``pgen.models.made``), ``PPCA`` (``pgen.models.ppca``, the
 exact-likelihood oracle), the plain networks in ``pgen.models.nets`` and the name registry
-the CLI uses. Energy-based models: ``BoltzmannMachine`` (``pgen.models.ebm``) and ``RBM``
+the CLI uses. Energy-based models: ``BoltzmannMachine``, ``EnergyMLP`` and ``ProductOfExperts``
+(``pgen.models.ebm``) and ``RBM``
 (``pgen.models.rbm``), trained by persistent contrastive divergence and sampled by the
 MCMC engine's Gibbs kernels, and ``ScoreModel`` (``pgen.models.score``), trained by
 score matching through ``pgen.fit`` and sampled by annealed Langevin dynamics.
@@ -13,7 +14,7 @@ score matching through ``pgen.fit`` and sampled by annealed Langevin dynamics.
 from . import nets, registry
 from .cvae import CVAE, Baseline
 from .diffusion import Diffusion
-from .ebm import BoltzmannMachine
+from .ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
 from .made import MADE, AutoregressiveVAE
 from .ppca import PPCA
 from .rbm import RBM
@@ -31,6 +32,8 @@ __all__ = [
     "PPCA",
     "RBM",
     "BoltzmannMachine",
+    "EnergyMLP",
+    "ProductOfExperts",
     "ScoreModel",
     "SSVAE",
     "nets",

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import pgen
-from pgen.models.ebm import BoltzmannMachine
+from pgen.inference.kernels import Langevin
+from pgen.models.ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
 
 
 def _machine(d, seed, scale=0.5):
@@ -76,3 +77,75 @@ def test_bad_input_gets_clear_errors():
         bm.fit(torch.ones(4, 2), progress=False)
     with pytest.raises(ValueError, match="enumerates 2\\*\\*21"):
         BoltzmannMachine(21).exact_log_partition()
+
+
+def _nearest(samples, x):
+    return float(torch.cdist(samples.float(), x.float()).min(1).values.mean())
+
+
+def test_an_mlp_energy_trained_by_pcd_puts_langevin_samples_on_the_moons():
+    x, _ = pgen.data.load("moons", n=2000, seed=0)
+    torch.manual_seed(0)
+    m = EnergyMLP(2, hidden=(64, 64))
+
+    def draw():  # 200 ULA steps from uniform noise over [-2, 2]^2, through pgen.sample
+        init = {"x": torch.rand(500, 2, generator=torch.Generator().manual_seed(0)) * 4 - 2}
+        kernel = m.langevin_kernel(500, init=init, step_size=0.005)
+        run = pgen.sample(
+            m.model,
+            500,
+            kernel=kernel,
+            chains=1,
+            warmup=199,
+            draws=1,
+            seed=0,
+            progress=False,
+            warn=False,
+            log_likelihood=False,
+        )
+        return torch.as_tensor(run.samples["x"][:, -1])
+
+    before = _nearest(draw(), x)
+    history = m.fit(x, steps=1500, progress=False)
+    after = _nearest(draw(), x)
+    # threshold 0.1: untrained chains wander over the wide base (about 1.2 from the data)
+    assert before > 0.1 > after, (before, after)
+    assert len(history["energy_gap"]) == 30
+
+
+def test_a_product_of_gaussian_experts_is_sampled_exactly_by_mala():
+    # N(m1, S1) x N(m2, S2) is Gaussian with precision P1 + P2 and mean P^-1 (P1 m1 + P2 m2)
+    m1, m2 = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    s1 = torch.tensor([[1.0, 0.6], [0.6, 1.0]])
+    s2 = torch.tensor([[0.5, 0.0], [0.0, 2.0]])
+    e1 = lambda x: -torch.distributions.MultivariateNormal(m1, s1).log_prob(x)  # noqa: E731
+    e2 = lambda x: -torch.distributions.MultivariateNormal(m2, s2).log_prob(x)  # noqa: E731
+    poe = ProductOfExperts(e1, e2)
+    p1, p2 = torch.linalg.inv(s1), torch.linalg.inv(s2)
+    cov = torch.linalg.inv(p1 + p2)
+    mean = cov @ (p1 @ m1 + p2 @ m2)
+    n = 4000
+    kernel = Langevin(
+        potential_fn=poe.potential,
+        init={"x": torch.zeros(n, 2)},
+        step_size=0.1,
+        metropolis=True,
+        num_chains=n,
+    )
+    run = pgen.sample(
+        lambda: None,
+        kernel=kernel,
+        chains=1,
+        warmup=200,
+        draws=1,
+        seed=0,
+        progress=False,
+        warn=False,
+        log_likelihood=False,
+    )
+    last = torch.as_tensor(run.samples["x"][:, -1]).float()
+    sd = cov.diagonal().sqrt()
+    torch.testing.assert_close(last.mean(0), mean, atol=float(4 * sd.max() / math.sqrt(n)), rtol=0)
+    torch.testing.assert_close(last.T.cov(), cov, atol=float(5 * cov.abs().max() * math.sqrt(2 / n)), rtol=0)
+    with pytest.raises(ValueError, match="callable experts"):
+        ProductOfExperts()
