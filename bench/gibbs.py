@@ -13,13 +13,11 @@ The issue's target: pgen >= 0.8x the raw loop, and >= 30k samples/s with 1000 ch
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import time
 
 import torch
+from _chains import sampling_time, side_by_side
 
-import pgen
 from pgen.inference.kernels import RBMGibbs
 
 VISIBLE, HIDDEN = 784, 500
@@ -42,53 +40,17 @@ def raw_loop(chains: int, sweeps: int) -> float:
     return time.perf_counter() - t0
 
 
-def _none():
-    return None
-
-
 def through_pgen(chains: int, sweeps: int) -> float:
     w, b, c = weights()
-    kernel = RBMGibbs(w, b, c, num_chains=chains)
-    r = pgen.sample(
-        _none,
-        kernel=kernel,
-        chains=1,
-        warmup=0,
-        draws=sweeps,
-        seed=0,
-        progress=False,
-        warn=False,
-        log_likelihood=False,
-    )
-    return r.sampling_time
-
-
-def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    settings = [(1, 300 if args.quick else 2000), (1000, 20 if args.quick else 100)]
-    print(f"RBM {VISIBLE}x{HIDDEN} block Gibbs, one thread, median of {args.rounds} rounds")
-    for chains, sweeps in settings:
-        methods = {"raw torch loop [baseline]": raw_loop, "pgen.sample(RBMGibbs)": through_pgen}
-        names = list(methods)
-        times = {k: [] for k in names}
-        for r in range(args.rounds):
-            for name in names[r % 2 :] + names[: r % 2]:
-                times[name].append(methods[name](chains, sweeps))
-        base = statistics.median(times[names[0]])
-        print(f"\n  {chains} chain(s), {sweeps} sweeps")
-        for name in names:
-            t = statistics.median(times[name])
-            print(
-                f"    {name:28s} {sweeps / t:9.0f} sweeps/s  {chains * sweeps / t:9.0f} samples/s  "
-                f"{base / t:5.2f}x the raw loop's speed"
-            )
+    return sampling_time(RBMGibbs(w, b, c, num_chains=chains), sweeps)
 
 
 if __name__ == "__main__":
-    main()
+    side_by_side(
+        __doc__,
+        f"RBM {VISIBLE}x{HIDDEN} block Gibbs",
+        "sweeps",
+        raw_loop,
+        through_pgen,
+        {1: (2000, 300), 1000: (100, 20)},
+    )

@@ -10,14 +10,12 @@ stored). Medians over ``--rounds`` rounds in rotating order.
 
 from __future__ import annotations
 
-import argparse
 import math
-import statistics
 import time
 
 import torch
+from _chains import sampling_time, side_by_side
 
-import pgen
 from pgen.inference.kernels import Langevin
 
 STEP = 0.005
@@ -54,46 +52,15 @@ def through_pgen(chains: int, steps: int) -> float:
         step_size=STEP,
         num_chains=chains,
     )
-    run = pgen.sample(
-        lambda: None,
-        kernel=kernel,
-        chains=1,
-        warmup=0,
-        draws=steps,
-        seed=0,
-        progress=False,
-        warn=False,
-        log_likelihood=False,
-    )
-    return run.sampling_time
-
-
-def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    settings = [(1, 300 if args.quick else 2000), (1000, 100 if args.quick else 500)]
-    print(f"ULA on a 2-D MLP energy (64-64), one thread, median of {args.rounds} rounds")
-    for chains, steps in settings:
-        methods = {"raw torch loop [baseline]": raw_loop, "pgen.sample(Langevin)": through_pgen}
-        names = list(methods)
-        times = {k: [] for k in names}
-        for r in range(args.rounds):
-            for name in names[r % 2 :] + names[: r % 2]:
-                times[name].append(methods[name](chains, steps))
-        base = statistics.median(times[names[0]])
-        print(f"\n  {chains} chain(s), {steps} steps")
-        for name in names:
-            t = statistics.median(times[name])
-            print(
-                f"    {name:28s} {steps / t:9.0f} steps/s  {chains * steps / t:10.0f} samples/s  "
-                f"{base / t:5.2f}x the raw loop's speed"
-            )
+    return sampling_time(kernel, steps)
 
 
 if __name__ == "__main__":
-    main()
+    side_by_side(
+        __doc__,
+        "ULA on a 2-D MLP energy (64-64)",
+        "steps",
+        raw_loop,
+        through_pgen,
+        {1: (2000, 300), 1000: (500, 100)},
+    )
