@@ -284,7 +284,7 @@ class Diffusion(nn.Module):
         constants = schedule_constants(SCHEDULES[schedule](self.timesteps))
         for name, value in constants.items():
             self.register_buffer(name, value.to(dtype), persistent=False)
-        # the proposal of t = 2..T (entries 0 and 1 are 0) and its cumulative sums
+        # the proposal pi_t of t = 2..T (entries 0 and 1 are 0) and its cumulative sums
         weight = constants["beta"][2:] / (constants["alpha"][2:] * (1 - constants["alpha_bar"][1:-1]))
         if self.timestep_proposal == "uniform":
             weight = torch.ones_like(weight)
@@ -410,13 +410,6 @@ class Diffusion(nn.Module):
         ab = self._at("alpha_bar", t)
         return dist.Normal(ab.sqrt() * x0, (1 - ab).sqrt()).to_event(1)
 
-    def _timesteps(self, x0, low: int):
-        """Auxiliary uniform site -> one timestep per example in ``low..T``."""
-        n = x0.shape[0]
-        u = pyro.sample("t_u", dist.Uniform(torch.zeros(n, device=x0.device), 1.0))
-        span = self.timesteps - low + 1
-        return (low + (u * span).floor().long()).clamp(max=self.timesteps)
-
     @contextlib.contextmanager
     def _evaluating(self, seed: int | None):
         """Eval mode (no label dropout) and, with ``seed``, seeded draws that leave the
@@ -475,8 +468,9 @@ class Diffusion(nn.Module):
         simple loss (the auxiliary ones have the same law in model and guide)."""
         x0 = self.to_model_space(x)
         n, dev = x.shape[0], x.device
-        if self.loss == "simple":
-            t = self._timesteps(x0, 1)
+        u = pyro.sample("t_u", dist.Uniform(x0.new_zeros(n), 1.0))  # the timestep, same law in both
+        if self.loss == "simple":  # t ~ U{1..T}
+            t = 1 + (u * self.timesteps).floor().long().clamp(max=self.timesteps - 1)
             labels = self._aux_labels(y, n, x0)
             xt = pyro.sample("xt", self._marginal(x0, t))
             if role == "model":
@@ -485,14 +479,9 @@ class Diffusion(nn.Module):
                 out = self._net(xt, t, labels)[..., : self.data_dim]
                 pyro.factor("simple_loss", -((out - self._target(x0, eps, t)) ** 2).sum(-1))
             return xt
-        if self.timestep_proposal == "uniform":
-            t = self._timesteps(x0, 2)
-            weight = float(self.timesteps - 1)
-        else:  # t ~ pi by the inverse CDF of the same auxiliary uniform, weighted 1 / pi_t
-            u = pyro.sample("t_u", dist.Uniform(x0.new_zeros(n), 1.0))
-            index = torch.searchsorted(self.t_cdf, u.unsqueeze(-1)).squeeze(-1)
-            t = 2 + index.clamp(max=self.timesteps - 2)
-            weight = 1.0 / self.t_prob[t]
+        # t ~ pi on 2..T (uniform or weighted) by the inverse CDF, its term weighted 1 / pi_t
+        t = 2 + torch.searchsorted(self.t_cdf, u.unsqueeze(-1)).squeeze(-1).clamp(max=self.timesteps - 2)
+        weight = 1.0 / self.t_prob[t]
         labels = self._aux_labels(y, n, x0)
         big_t = torch.full((n,), self.timesteps, dtype=torch.long, device=dev)
         one = torch.ones(n, dtype=torch.long, device=dev)
