@@ -208,7 +208,6 @@ def _run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwa
         raise model_error(error) from error
     params = kernel.initial_params
     kept: dict[str, list] = {name: [] for name in params}
-    # one leading "chain" axis per run; batched kernels replace it (see _unbatch)
     stats: dict[str, list] = {}
     divergences = 0
     warmup_time = 0.0
@@ -226,7 +225,7 @@ def _run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwa
     total = time.perf_counter() - start
     if warmup == 0:
         warmup_time = 0.0
-    out = {
+    out = {  # one leading chain axis per run; a batched kernel's run is reshaped by _unbatch
         "params": {name: torch.stack(values).numpy()[None] for name, values in kept.items()},
         "stats": {k: np.asarray(v)[None] for k, v in stats.items()},
         "warmup_time": warmup_time,

@@ -126,6 +126,7 @@ class BoltzmannMachine(nn.Module):
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         chains = y[torch.randint(0, len(y), (num_chains,), generator=g)].clone()
         history = {"epoch": [], "moment_gap": []}
+        sites = [torch.tensor([i]) for i in range(self.dim)]  # a systematic scan, one site at a time
         for epoch in tqdm(range(epochs), desc="boltzmann", disable=not progress):
             order = torch.randperm(len(y), generator=g)
             gaps = []
@@ -134,8 +135,7 @@ class BoltzmannMachine(nn.Module):
                 with torch.no_grad():
                     w, b = self.weight.detach(), self.bias.detach()
                     for _ in range(sweeps):
-                        for site in range(self.dim):
-                            block = torch.tensor([site])
+                        for block in sites:
                             chains = spin_block_update(
                                 chains, w, b, block, torch.rand(num_chains, 1, generator=g)
                             )

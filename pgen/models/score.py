@@ -33,6 +33,7 @@ __all__ = [
     "ScoreModel",
     "SCORE_OBJECTIVES",
     "exact_score_matching",
+    "score_and_trace",
     "sliced_score_matching",
     "denoising_score_matching",
     "geometric_sigmas",
@@ -41,15 +42,27 @@ __all__ = [
 SCORE_OBJECTIVES = ("exact", "sliced", "denoising")
 
 
+def score_and_trace(score_fn, x: torch.Tensor, *, create_graph: bool = True):
+    r""":math:`s(x)` and :math:`\operatorname{tr}\nabla_x s(x)` for each row of ``x``
+    ``(n, d)``, exactly: one backward pass per dimension. With ``create_graph`` both stay
+    differentiable in the parameters of ``score_fn``."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        s = score_fn(x)
+        if s.shape != x.shape:
+            raise ValueError(f"the score function returned shape {tuple(s.shape)} for input {tuple(x.shape)}")
+        trace = torch.zeros(x.shape[0], dtype=s.dtype, device=s.device)
+        for j in range(x.shape[1]):
+            retain = create_graph or j < x.shape[1] - 1
+            (grad,) = torch.autograd.grad(s[:, j].sum(), x, retain_graph=retain, create_graph=create_graph)
+            trace = trace + grad[:, j]
+    return s, trace
+
+
 def exact_score_matching(score_fn, x: torch.Tensor) -> torch.Tensor:
     r""":math:`\tfrac12\|s(x)\|^2 + \operatorname{tr}\nabla_x s(x)` per row, differentiable
     in the parameters of ``score_fn``."""
-    x = x.detach().requires_grad_(True)
-    s = score_fn(x)
-    trace = torch.zeros(x.shape[0], dtype=s.dtype, device=s.device)
-    for j in range(x.shape[1]):
-        (grad,) = torch.autograd.grad(s[:, j].sum(), x, create_graph=True)
-        trace = trace + grad[:, j]
+    s, trace = score_and_trace(score_fn, x)
     return 0.5 * (s**2).sum(-1) + trace
 
 
@@ -178,12 +191,8 @@ class ScoreModel(nn.Module):
         def start(n):
             return (2 * torch.rand(n, self.data_dim) - 1) * max(1.0, self.sigmas[0])
 
-        def score_fn(x, sigma):
-            with torch.no_grad():
-                return self.net(x, sigma)
-
         return AnnealedLangevin(
-            score_fn,
+            self.net,  # the kernel's transition runs without gradients
             self.sigmas,
             init=start if init is None else init,
             steps_per_level=steps_per_level,

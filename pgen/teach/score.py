@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.validate import check_data
+from ..models.score import score_and_trace
 
 __all__ = ["ScoreObjectives", "score_matching_objectives", "jacobian_trace"]
 
@@ -39,18 +40,7 @@ __all__ = ["ScoreObjectives", "score_matching_objectives", "jacobian_trace"]
 def jacobian_trace(score_fn, x: torch.Tensor) -> torch.Tensor:
     """:math:`\\operatorname{tr} \\nabla_x s(x)` for each row of ``x`` ``(n, d)``, exactly:
     one backward pass per dimension."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        s = score_fn(x)
-        if s.shape != x.shape:
-            raise ValueError(f"the score function returned shape {tuple(s.shape)} for input {tuple(x.shape)}")
-        trace = torch.zeros(x.shape[0], dtype=x.dtype)
-        for j in range(x.shape[1]):
-            (grad,) = torch.autograd.grad(
-                s[:, j].sum(), x, retain_graph=j < x.shape[1] - 1, create_graph=False
-            )
-            trace = trace + grad[:, j]
-    return trace.detach()
+    return score_and_trace(score_fn, x, create_graph=False)[1].detach()
 
 
 @dataclass(frozen=True)
