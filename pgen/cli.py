@@ -25,9 +25,9 @@ from typing import Literal, get_args, get_origin
 __all__ = ["main", "build_parser"]
 
 
-def _model_flag(parser, name, param, hint):
+def _model_flag(parser, name, param, hint, prefix="model"):
     flag = "--" + name.replace("_", "-")
-    kwargs: dict = {"dest": f"model__{name}", "default": argparse.SUPPRESS}
+    kwargs: dict = {"dest": f"{prefix}__{name}", "default": argparse.SUPPRESS}
     default = param.default
     shown = "" if default is inspect.Parameter.empty else f" (default {default})"
     origin, args = get_origin(hint), get_args(hint)
@@ -62,6 +62,10 @@ def _model_flag(parser, name, param, hint):
     parser.add_argument(flag, help=f"{name}{shown}", **kwargs)
 
 
+# constructor arguments the fit flags stand for: --objective is the score model's objective
+_SHARED_FLAGS = ("objective",)
+
+
 def _add_model_flags(parser, spec):
     import torch
 
@@ -69,13 +73,25 @@ def _add_model_flags(parser, spec):
     data_args = spec.data_args(torch.zeros(1, 4), None)
     group = parser.add_argument_group(f"{spec.name} arguments ({spec.cls.__name__})")
     for name, param in inspect.signature(spec.cls.__init__).parameters.items():
-        if name == "self" or name in data_args or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+        if name in ("self", *_SHARED_FLAGS) or name in data_args:
+            continue
+        if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             continue
         _model_flag(group, name, param, hints.get(name, str))
+    method = getattr(spec.cls, "contrastive_divergence", None)
+    if method is not None:  # energy models: the objective's own settings
+        cd = parser.add_argument_group(
+            f"contrastive divergence ({spec.cls.__name__}.contrastive_divergence; replaces --objective)"
+        )
+        cd_hints = typing.get_type_hints(method)
+        for name, param in inspect.signature(method).parameters.items():
+            if name != "self":
+                _model_flag(cd, name, param, cd_hints.get(name, str), prefix="cd")
 
 
 def _add_fit_flags(parser):
     from .inference.elbo import OBJECTIVES
+    from .models.score import SCORE_OBJECTIVES
 
     g = parser.add_argument_group("training (pgen.fit)")
     g.add_argument("--epochs", type=int, help="passes over the data (default 50)")
@@ -86,10 +102,12 @@ def _add_fit_flags(parser):
     g.add_argument("--clip-norm", type=float)
     g.add_argument(
         "--objective",
-        choices=[*OBJECTIVES, "simple"],
+        choices=[*OBJECTIVES, "simple", *SCORE_OBJECTIVES],
         help="default: the model's own (enum for ssvae, which sums its labels out; meanfield for "
         "diffusion), else elbo. For diffusion, elbo|simple choose the model's loss: the "
-        "timestep-sampled ELBO or Ho et al.'s simplified loss, both with closed-form KLs",
+        "timestep-sampled ELBO or Ho et al.'s simplified loss, both with closed-form KLs. For "
+        "score, exact|sliced|denoising score matching (default denoising). rbm and ebm train "
+        "by contrastive divergence (--method cd|pcd)",
     )
     g.add_argument("--num-particles", type=int)
     g.add_argument("--alpha", type=float, help="the Renyi alpha (objective renyi)")
@@ -166,7 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="test ELBO, IS log-likelihood, bits/dim -> metrics.json")
     evaluate.add_argument("run")
-    evaluate.add_argument("--num-samples", type=int, default=1000, help="importance samples per example")
+    evaluate.add_argument(
+        "--num-samples", type=int, default=1000, help="importance samples per example (rbm: AIS chains)"
+    )
+    evaluate.add_argument(
+        "--ais-betas", type=int, default=10000, help="rbm: intermediate distributions of AIS (default 10000)"
+    )
     evaluate.add_argument("--split", default="test", choices=["train", "test"])
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--batch-size", type=int, default=100)
@@ -225,7 +248,58 @@ def _fit_args(args) -> dict:
     return fit
 
 
+def _objective_routing(args, model_args: dict, fit_args: dict) -> tuple[dict, dict | None]:
+    """Where ``--objective`` goes: the engine's objective, or a model's own loss (diffusion:
+    elbo|simple; score: exact|sliced|denoising); energy models train by contrastive
+    divergence, configured by their ``--method``/``--k``/... flags."""
+    from .models import registry
+    from .models.score import SCORE_OBJECTIVES
+
+    cls = registry.get(args.model).cls
+    ctor = inspect.signature(cls.__init__).parameters
+    objective = args.objective
+    cd_args = {k[len("cd__") :]: v for k, v in vars(args).items() if k.startswith("cd__")}
+    if hasattr(cls, "contrastive_divergence"):
+        if objective is not None:
+            raise ValueError(
+                f"{args.model} trains by contrastive divergence: choose --method cd|pcd (and --k), "
+                f"not --objective {objective}"
+            )
+        return model_args, cd_args
+    if "objective" in ctor:  # the score model: --objective is its score-matching objective
+        if objective is not None:
+            if objective not in SCORE_OBJECTIVES:
+                raise ValueError(
+                    f"--objective for {args.model} is one of {list(SCORE_OBJECTIVES)}; got {objective!r}"
+                )
+            model_args["objective"] = fit_args.pop("objective")
+        return model_args, None
+    if "loss" in ctor and objective is not None:
+        # diffusion: --objective elbo|simple is the model's loss; the engine keeps its own objective
+        if objective not in ("elbo", "simple"):
+            raise ValueError(f"--objective for {args.model} is elbo or simple; got {objective!r}")
+        model_args["loss"] = fit_args.pop("objective")
+    elif objective == "simple" or objective in SCORE_OBJECTIVES:
+        raise ValueError(f"--objective {objective} is another model's loss; {args.model} has no such loss")
+    return model_args, None
+
+
 def _print_metrics(m: dict) -> None:
+    if m.get("score_matching") is not None:
+        print(
+            f"{m['split']} {m['objective']} score-matching loss {m['score_matching']:.4f} +- "
+            f"{m['score_matching_se']:.4f}; samples' mean distance to the nearest {m['split']} point "
+            f"{m['sample_nearest_distance']:.4f} (training points: {m['reference_nearest_distance']:.4f})"
+        )
+        return
+    if m.get("log_z_method") is not None:
+        bpd = "" if m["bits_per_dim"] is None else f", {m['bits_per_dim']:.4f} bits/dim"
+        print(
+            f"{m['split']} log-likelihood {m['log_likelihood']:.2f} +- {m['log_likelihood_se']:.2f} "
+            f"nats{bpd}; "
+            f"log Z {m['log_z']:.2f} +- {m['log_z_se']:.2f} by {m['log_z_method']} ({m['n']} examples)"
+        )
+        return
     bpd = "" if m["bits_per_dim"] is None else f", {m['bits_per_dim']:.4f} bits/dim"
     if m.get("log_likelihood") is None:  # a bound only (diffusion)
         bound = "" if m["bits_per_dim"] is None else f" <= {m['bits_per_dim']:.4f} bits/dim"
@@ -258,19 +332,10 @@ def _train(args) -> None:
             raise ValueError("--epochs before the model name goes with --resume")
         model_args = {k[len("model__") :]: v for k, v in vars(args).items() if k.startswith("model__")}
         for key in ("hidden", "channels", "made_hidden"):
-            if key in model_args:
+            if isinstance(model_args.get(key), (tuple, list)):
                 model_args[key] = list(model_args[key])
         fit_args = _fit_args(args)
-        model_cls = registry.get(args.model).cls
-        if "loss" in inspect.signature(model_cls.__init__).parameters and args.objective is not None:
-            # diffusion: --objective elbo|simple is the model's loss; the engine keeps its own objective
-            if args.objective not in ("elbo", "simple"):
-                raise ValueError(f"--objective for {args.model} is elbo or simple; got {args.objective!r}")
-            model_args["loss"] = fit_args.pop("objective")
-        elif args.objective == "simple":
-            raise ValueError(
-                f"--objective simple is the diffusion model's loss; {args.model} has no such loss"
-            )
+        model_args, objective_args = _objective_routing(args, model_args, fit_args)
         binarize = args.binarize
         if binarize is None and data.info(args.data).kind == "image":
             binarize = getattr(registry.get(args.model).cls, "data_binarize", None)
@@ -287,6 +352,7 @@ def _train(args) -> None:
             out,
             model=args.model,
             model_args=model_args,
+            objective_args=objective_args,
             data_cfg=data_cfg,
             fit_args=fit_args,
             progress=not (args.no_progress or args.no_progress_model),
@@ -294,13 +360,17 @@ def _train(args) -> None:
         )
     h = result.history
     val = h["val_elbo"][-1] if h["val_elbo"] and h["val_elbo"][-1] is not None else None
-    what = (
-        "train ELBO"
-        if getattr(m, "config", {}).get("loss") != "simple"
-        else "train objective (minus the simple loss)"
-    )
+    if hasattr(m, "contrastive_divergence"):
+        what = "train contrastive gap (mean log p~ of the data minus that of the chains)"
+    elif hasattr(m, "sampler"):
+        what = "train objective (minus the sigma^2-weighted score-matching loss, per example)"
+    elif getattr(m, "config", {}).get("loss") == "simple":
+        what = "train objective (minus the simple loss)"
+    else:
+        what = "train ELBO"
+    unit = "" if hasattr(m, "sampler") else " nats/example"
     print(
-        f"{result.message}; {what} {h['train_elbo'][-1]:.2f} nats/example"
+        f"{result.message}; {what} {h['train_elbo'][-1]:.2f}{unit}"
         + ("" if val is None else f", validation {val:.2f}")
         + f"; {result.wall_time:.1f} s. Run folder: {out}"
     )
@@ -427,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 batch_size=args.batch_size,
                 progress=not args.no_progress,
+                ais_betas=args.ais_betas,
             )
             _print_metrics(metrics)
             print(f"written to {args.run}/metrics.json")

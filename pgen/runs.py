@@ -6,7 +6,9 @@ A run folder holds
   ``pgen.fit`` arguments. It maps one-to-one onto Python calls, so every run can be
   reproduced in a script:
   ``m = pgen.models.registry.get(c["model"]).cls(**c["model_args"])``,
-  ``pgen.fit(m.model, m.guide, x, **c["fit"])`` with ``x`` from :func:`load_data`;
+  ``pgen.fit(m.model, m.guide, x, **c["fit"])`` with ``x`` from :func:`load_data`
+  (energy models: ``objective=m.contrastive_divergence(**c["objective_args"])`` in place
+  of the recorded name ``"contrastive_divergence"``);
 * ``checkpoint.pt``: the training state, for ``pgen train --resume``;
 * ``model.pt``: the trained model (``pgen.io.load_model``);
 * ``history.json``, ``training.png`` and the other figures;
@@ -16,6 +18,7 @@ A run folder holds
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import os
@@ -176,6 +179,7 @@ def train(
     model_args: dict | None = None,
     data_cfg: dict | None = None,
     fit_args: dict | None = None,
+    objective_args: dict | None = None,
     monitor_test: bool = False,
     progress: bool = True,
     figures: bool = True,
@@ -189,6 +193,9 @@ def train(
         model_args: constructor arguments, except those read off the data.
         data_cfg: from :func:`data_config` (default: digits, thresholded).
         fit_args: ``pgen.fit`` keyword arguments (epochs, batch_size, lr, ...).
+        objective_args: energy models (those with ``contrastive_divergence``): its
+            arguments (``method``, ``k``, ...). Their runs call
+            ``pgen.fit(..., objective=m.contrastive_divergence(**objective_args))``.
         monitor_test: draw the test split's bound after each epoch in the training
             curve. A monitor only: it cannot be combined with ``patience``, so nothing
             is selected on test data.
@@ -207,7 +214,26 @@ def train(
                 f"{run_dir} already holds a run; continue it with `pgen train --resume "
                 f"{run_dir}` or choose another --out"
             )
-        registry.get(model)  # an unknown model name fails here, before anything is written
+        spec = registry.get(model)  # an unknown model name fails here, before anything is written
+        contrastive = getattr(spec.cls, "contrastive_divergence", None)
+        if objective_args and contrastive is None:
+            raise ValueError(
+                f"objective_args apply to energy models trained by contrastive divergence, not {model}"
+            )
+        if contrastive is not None:  # record every setting, defaults included
+            defaults = {
+                k: p.default for k, p in inspect.signature(contrastive).parameters.items() if k != "self"
+            }
+            unknown = sorted(set(objective_args or {}) - set(defaults))
+            if unknown:
+                raise ValueError(
+                    f"unknown contrastive divergence arguments {unknown}; allowed: {sorted(defaults)}"
+                )
+            objective_args = {**defaults, **(objective_args or {})}
+            if (fit_args or {}).get("objective") not in (None, "contrastive_divergence"):
+                raise ValueError(
+                    f"{model} trains by contrastive divergence, not objective={fit_args['objective']!r}"
+                )
         cfg = {
             "pgen_version": __version__,
             "model": model,
@@ -217,10 +243,14 @@ def train(
             "fit": {
                 "seed": 0,
                 "batch_size": 128,
-                "objective": getattr(registry.get(model).cls, "objective", "elbo"),
+                "objective": "contrastive_divergence"
+                if contrastive is not None
+                else getattr(spec.cls, "objective", "elbo"),
                 **(fit_args or {}),
             },
         }
+        if contrastive is not None:
+            cfg["objective_args"] = objective_args
         if "epochs" not in cfg["fit"] and "steps" not in cfg["fit"]:
             cfg["fit"]["epochs"] = 50
     x, y, transform = load_data(cfg["data"], "train")
@@ -246,6 +276,9 @@ def train(
         cfg["model_args"] = {k: v for k, v in m.config.items() if k not in spec.data_args(x, y)}
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / CONFIG, cfg)
+    fit_kw = dict(cfg["fit"])
+    if fit_kw["objective"] == "contrastive_divergence":
+        fit_kw["objective"] = m.contrastive_divergence(**cfg["objective_args"])
     result = fit(
         m.model,
         m.guide,
@@ -255,7 +288,7 @@ def train(
         checkpoint_dir=run_dir,
         resume=_resume,
         progress=progress,
-        **cfg["fit"],
+        **fit_kw,
     )
     io.save_model(run_dir / MODEL, m)
     _write_json(
@@ -353,8 +386,15 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 100,
     progress: bool = True,
+    ais_betas: int = 10000,
 ) -> dict:
     """Test ELBO, importance-sampled log-likelihood and bits/dim; writes ``metrics.json``.
+
+    Energy models have no ELBO: an RBM's log-likelihood uses log Z by annealed importance
+    sampling (``num_samples`` chains, ``ais_betas`` distributions; ``ais.png`` shows its
+    convergence), a 2-D continuous energy's by defensive importance sampling
+    (``pgen.eval.energy``); a score model has none, and gets its test score-matching
+    objective and the distance of its samples to the test data.
 
     The ELBO is averaged over 10 draws per example; the log-likelihood uses
     ``num_samples`` importance samples. ``*_se`` are standard errors over examples;
@@ -374,6 +414,10 @@ def evaluate(
     start = time.perf_counter()
     if hasattr(m, "elbo_terms"):  # diffusion: the bound, every term exactly once per example
         return _evaluate_bound(run_dir, cfg, m, x, kw.get("y"), split=split, seed=seed, batch_size=batch_size)
+    if hasattr(m, "contrastive_divergence") or hasattr(m, "sampler"):  # energy and score models
+        return _evaluate_energy(
+            run_dir, cfg, m, x, split=split, seed=seed, num_samples=num_samples, ais_betas=ais_betas
+        )
     e = elbo(m.model, m.guide, x, num_samples=10, seed=seed, batch_size=batch_size, **kw)
     ll, mc = log_likelihood(
         m.model,
@@ -405,6 +449,83 @@ def evaluate(
     }
     _write_json(run_dir / METRICS, metrics)
     return metrics
+
+
+def _evaluate_energy(
+    run_dir: Path, cfg: dict, m, x, *, split: str, seed: int, num_samples: int, ais_betas: int
+):
+    """Metrics of the energy models (see :func:`evaluate`)."""
+    from . import plot
+    from .eval import nearest_neighbour_distance
+    from .eval.energy import importance_log_partition
+    from .models.rbm import RBM, ais_log_partition
+
+    start = time.perf_counter()
+    n = len(x)
+    train, _, _ = load_data(cfg["data"], "train")
+    out = {"run": str(run_dir), "model": cfg["model"], "data": cfg["data"]["name"], "split": split, "n": n}
+    out["dims"] = int(x[0].numel())
+    out["elbo"] = None
+    if hasattr(m, "sampler"):  # a score model: no likelihood
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            loss = torch.cat([m.loss(chunk).detach() for chunk in x.split(1000)])
+        draws = m.sample(min(n, 1000), seed=seed)
+        out.update(
+            log_likelihood=None,
+            score_matching=loss.mean().item(),
+            score_matching_se=loss.std().item() / math.sqrt(n),
+            objective=m.objective,
+            sample_nearest_distance=nearest_neighbour_distance(draws, x),
+            reference_nearest_distance=nearest_neighbour_distance(train[: len(draws)], x),
+        )
+    else:
+        with torch.no_grad():
+            lp_tilde = -m.free_energy(x) if isinstance(m, RBM) else -m.total_energy(x)
+        if isinstance(m, RBM):
+            p = train.mean(0).clamp(1e-3, 1 - 1e-3)
+            ais = ais_log_partition(
+                m,
+                num_chains=num_samples,
+                num_betas=ais_betas,
+                base_visible_bias=(p / (1 - p)).log(),
+                seed=seed,
+                trace_every=max(1, ais_betas // 200),
+            )
+            est = {"log_z": ais["log_z"], "log_z_se": ais["log_z_se"]}
+            out.update(log_z_method="ais", ais_chains=num_samples, ais_betas=ais_betas)
+            plot.save(
+                plot.plot_ais_trace(
+                    {f"{num_samples} chains": ais["trace"]},
+                    title=f"AIS log Z: {ais['log_z']:.2f} +- {ais['log_z_se']:.2f} (final)",
+                ),
+                run_dir / "ais.png",
+            )
+        else:
+            if out["dims"] > 10:
+                raise ValueError(
+                    f"importance sampling of log Z is for low-dimensional energies; this one has "
+                    f"{out['dims']} dimensions"
+                )
+            est = importance_log_partition(
+                lambda z: -m.total_energy(z), train, base_scale=m.base_scale, seed=seed, num_samples=200_000
+            )
+            out.update(
+                log_z_method="defensive importance sampling", is_samples=est["num_samples"], ess=est["ess"]
+            )
+        ll = lp_tilde.double() - est["log_z"]
+        nll = -ll.mean().item()
+        out.update(
+            log_likelihood=ll.mean().item(),
+            log_likelihood_se=ll.std().item() / math.sqrt(n),
+            log_z=est["log_z"],
+            log_z_se=est["log_z_se"],
+            nll=nll,
+            bits_per_dim=_bits_per_dim(cfg, nll, out["dims"]),
+        )
+    out.update(accuracy=None, seed=seed, seconds=time.perf_counter() - start)
+    _write_json(run_dir / METRICS, out)
+    return out
 
 
 def _metrics_header(run_dir: Path, cfg: dict, split: str, x, e, *, conditional: bool) -> dict:
@@ -663,6 +784,87 @@ def _diffusion_sampler_figures(m, x, shape):
     yield "guidance.png", fig
 
 
+def _snapshots(run, site: str, steps: list[int]):
+    """``(label, states)`` after each of ``steps`` transitions of a one-pass MCMC run."""
+    values = torch.as_tensor(run.samples[site])  # (chains, draws, d)
+    return [(f"step {t}", values[:, t - 1]) for t in steps]
+
+
+def _energy_figures(m, x, meta):
+    """Figures of the energy models: samples, and for an RBM its filters and Gibbs chains,
+    for a 2-D energy its density, for a 2-D score model its field; chains along MCMC."""
+    from . import plot
+    from .inference.mcmc import sample as mcmc_sample
+    from .models.rbm import RBM
+
+    quiet = {"chains": 1, "warmup": 0, "seed": 0, "progress": False, "warn": False, "log_likelihood": False}
+    if meta.kind == "image":
+        shape = meta.image_shape
+        if isinstance(m, RBM):
+            yield (
+                "samples.png",
+                plot.plot_images(
+                    m.sample(64, sweeps=1000, seed=0),
+                    image_shape=shape,
+                    title="64 chains after 1,000 Gibbs sweeps",
+                ),
+            )
+            yield "filters.png", plot.plot_rbm_filters(m.weight.detach(), image_shape=shape)
+            init = torch.bernoulli(
+                torch.full((6, m.visible), 0.5), generator=torch.Generator().manual_seed(0)
+            )
+            run = mcmc_sample(m.model, kernel=m.gibbs_kernel(6, init=init), draws=1000, n=6, **quiet)
+            steps = [1, 3, 10, 30, 100, 300, 1000]
+            yield (
+                "chain.png",
+                plot.plot_chain_snapshots(
+                    _snapshots(run, "v", steps), image_shape=shape, title="Gibbs chains from noise"
+                ),
+            )
+        else:
+            yield "samples.png", plot.plot_images(m.sample(64, seed=0).clamp(0, 1), image_shape=shape)
+        return
+    if meta.kind != "image" and x.shape[1] != 2:
+        return
+    samples = m.sample(1000, seed=0)
+    yield "samples.png", plot.plot_points(x, samples, title="samples over the test data")
+    if hasattr(m, "total_energy"):
+        yield "landscape.png", plot.plot_energy_landscape(m.total_energy, data=x, samples=samples[:300])
+        init = 6 * torch.rand(500, 2, generator=torch.Generator().manual_seed(0)) - 3
+        run = mcmc_sample(m.model, kernel=m.langevin_kernel(500, init=init), draws=500, **quiet)
+        yield (
+            "chain.png",
+            plot.plot_chain_snapshots(
+                _snapshots(run, "obs", [1, 10, 50, 200, 500]),
+                data=x,
+                title="Langevin chains (ULA, step 0.005)",
+            ),
+        )
+    else:
+        mid = m.sigmas[len(m.sigmas) // 2]
+        yield (
+            "score_field.png",
+            plot.plot_score_field(
+                lambda p: m.score(p, mid), data=x, title=f"learned score at sigma = {mid:.3g}"
+            ),
+        )
+        kernel = m.sampler(500)
+        total = len(m.sigmas) * kernel.steps_per_level
+        run = mcmc_sample(lambda: None, kernel=kernel, draws=total, **quiet)
+        levels = [0, 2, 5, len(m.sigmas) - 1]
+        steps = [(i + 1) * kernel.steps_per_level for i in levels]
+        snaps = [
+            (f"sigma {m.sigmas[i]:.3g}", states)
+            for i, (_, states) in zip(levels, _snapshots(run, "x", steps), strict=True)
+        ]
+        yield (
+            "chain.png",
+            plot.plot_chain_snapshots(
+                snaps, data=x, title="annealed Langevin: chains at the end of each noise level"
+            ),
+        )
+
+
 def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
     """Training curves, samples, reconstructions, interpolations and latent plots."""
     from . import plot
@@ -674,16 +876,27 @@ def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
         written.append(run_dir / name)
 
     monitor = cfg.get("monitor_test", False)
+    if cfg["fit"].get("objective") == "contrastive_divergence":
+        ylabel = "contrastive gap (nats per example)"
+    elif hasattr(m, "sampler"):
+        ylabel = "minus the score-matching loss"
+    else:
+        ylabel = "ELBO (nats per example)"
     save(
         plot.plot_training(
             history,
             title=f"{cfg['model']} on {cfg['data']['name']}",
             val_label="test (monitor only)" if monitor else "validation",
+            ylabel=ylabel,
         ),
         "training.png",
     )
     x, y, _ = load_data(cfg["data"], "test")
     meta = data.info(cfg["data"]["name"])
+    if hasattr(m, "contrastive_divergence") or hasattr(m, "sampler"):
+        for name, ax in _energy_figures(m, x, meta):
+            save(ax, name)
+        return written
     if hasattr(m, "elbo_terms"):
         for name, ax in _diffusion_figures(m, x, meta):
             save(ax, name)

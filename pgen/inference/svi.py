@@ -619,6 +619,8 @@ class _Fit:
                 "best_params": s.best_params,
             },
             "seconds": s.seconds,
+            # an objective with state of its own (contrastive divergence's persistent chains)
+            "objective": self.objective.state_dict() if hasattr(self.objective, "state_dict") else {},
         }
 
     def save_checkpoint(self) -> None:
@@ -674,6 +676,8 @@ class _Fit:
         s.best_val, s.best_epoch = early["best_val"], early["best_epoch"]
         s.bad_epochs, s.best_params = early["bad_epochs"], early["best_params"]
         s.seconds = saved["seconds"]
+        if hasattr(self.objective, "load_state_dict") and saved.get("objective"):
+            self.objective.load_state_dict(saved["objective"])
         self.epoch_snapshot = [p.detach().clone() for p in self.params]
         _set_rng_state(saved["rng"], self.generator)
         self.checkpoint_path = self.ckpt_file

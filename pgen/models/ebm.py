@@ -19,14 +19,19 @@ a sum of energies, sampled with the same kernels.
 
 from __future__ import annotations
 
+import functools
+from typing import Literal
+
 import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..checks import check_float, check_int
-from ..inference.kernels.energy import PairwiseGibbs, spin_block_update
+from ..checks import check_choice, check_float, check_int
+from ..data.validate import check_data
+from ..inference.contrastive import ContrastiveDivergence
+from ..inference.kernels.energy import PairwiseGibbs
+from . import registry
 
 __all__ = ["BoltzmannMachine", "EnergyMLP", "ProductOfExperts", "check_spins"]
 
@@ -66,20 +71,37 @@ class BoltzmannMachine(nn.Module):
     def energy(self, y: torch.Tensor) -> torch.Tensor:
         return -0.5 * ((y @ self.weight) * y).sum(-1) - y @ self.bias
 
-    def model(self, n: int = 1):
-        """Pyro model over ``n`` chains: bits ``s`` uniform, spins ``2s - 1``, and the
-        energy as a ``pyro.factor``."""
-        with pyro.plate("chains", n):
-            s = pyro.sample("y", dist.Bernoulli(0.5 * torch.ones(self.dim)).to_event(1))
-            pyro.factor("energy", -self.energy(2 * s - 1))
-        return 2 * s - 1
+    def model(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+        """Pyro model of spins ``x`` (``(examples, dim)`` of -1/1, or ``None`` to draw
+        ``n``): the observed site ``obs`` holds the bits ``(x + 1) / 2`` under a uniform
+        base, and the energy enters as a ``pyro.factor``, so the log density is
+        :math:`-E(x) - d\\log 2` (Z left out). Returns the spins."""
+        pyro.module("boltzmann", self)
+        bits = None if x is None else (x + 1) / 2
+        with pyro.plate("data", n if x is None else x.shape[0]):
+            bits = pyro.sample("obs", dist.Bernoulli(0.5 * torch.ones(self.dim)).to_event(1), obs=bits)
+            spins = 2 * bits - 1
+            pyro.factor("energy", -self.energy(spins))
+        return spins
+
+    def guide(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+        """No latent variables: the empty guide."""
+
+    def validate_data(self, x, y=None, *, name: str = "x"):
+        check_spins(x, self.dim, name)
 
     def gibbs_kernel(self, num_chains: int = 1, *, blocks=None, init=None) -> PairwiseGibbs:
         """A Gibbs kernel on the current parameters (a snapshot of W) for :func:`pgen.sample`;
-        its state ``"y"`` holds spins."""
+        its state ``"y"`` holds spins. ``blocks=None``: a systematic scan, one site at a time."""
         return PairwiseGibbs(
             self.weight.detach(), self.bias.detach(), blocks=blocks, num_chains=num_chains, init=init
         )
+
+    def contrastive_divergence(self, *, k: int = 1, num_chains: int = 500) -> ContrastiveDivergence:
+        """The maximum-likelihood objective for :func:`pgen.fit`: ``num_chains``
+        persistent Gibbs chains, ``k`` systematic-scan sweeps per step (PCD). Its
+        gradient is minus the moment difference above (times the number of examples)."""
+        return ContrastiveDivergence(self.gibbs_kernel, k=k, persistent=True, num_chains=num_chains)
 
     @torch.no_grad()
     def exact_log_partition(self) -> float:
@@ -98,67 +120,18 @@ class BoltzmannMachine(nn.Module):
         log_z = self.exact_log_partition() if log_partition is None else log_partition
         return -self.energy(y) - log_z
 
-    def fit(
-        self,
-        y: torch.Tensor,
-        *,
-        epochs: int = 50,
-        batch_size: int = 100,
-        lr: float = 0.01,
-        num_chains: int = 500,
-        sweeps: int = 1,
-        seed: int = 0,
-        progress: bool = True,
-    ) -> dict:
-        """Maximum likelihood with the model moments from ``num_chains`` persistent Gibbs
-        chains (``sweeps`` systematic-scan sweeps per update; PCD), by Adam on the
-        surrogate mean E(data) - mean E(samples), whose gradient is minus the moment
-        difference above. Returns ``{"epoch", "moment_gap"}`` (the largest
-        :math:`|\\langle y_i y_j\\rangle_{data} - \\langle y_i y_j\\rangle_{chains}|`)."""
-        y = check_spins(y, self.dim)
-        epochs, sweeps = check_int("epochs", epochs, minimum=1), check_int("sweeps", sweeps, minimum=1)
-        batch_size, num_chains = (
-            check_int("batch_size", batch_size, minimum=1),
-            check_int("num_chains", num_chains, minimum=1),
-        )
-        lr = check_float("lr", lr, positive=True)
-        g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-        opt = torch.optim.Adam(self.parameters(), lr=lr)
-        chains = y[torch.randint(0, len(y), (num_chains,), generator=g)].clone()
-        history = {"epoch": [], "moment_gap": []}
-        sites = [torch.tensor([i]) for i in range(self.dim)]  # a systematic scan, one site at a time
-        for epoch in tqdm(range(epochs), desc="boltzmann", disable=not progress):
-            order = torch.randperm(len(y), generator=g)
-            gaps = []
-            for i in range(0, len(y), batch_size):
-                batch = y[order[i : i + batch_size]]
-                with torch.no_grad():
-                    w, b = self.weight.detach(), self.bias.detach()
-                    for _ in range(sweeps):
-                        for block in sites:
-                            chains = spin_block_update(
-                                chains, w, b, block, torch.rand(num_chains, 1, generator=g)
-                            )
-                    gap = (batch.T @ batch / len(batch) - chains.T @ chains / num_chains).abs().max()
-                    gaps.append(float(gap))
-                loss = self.energy(batch).mean() - self.energy(chains).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            history["epoch"].append(epoch + 1)
-            history["moment_gap"].append(sum(gaps) / len(gaps))
-        return history
 
-
+@registry.register("ebm", data_args=lambda x, y: {"data_dim": int(x[0].numel())})
 class EnergyMLP(nn.Module):
     r"""A continuous energy-based model :math:`p(x) \propto \mathcal N(x; 0, s^2 I)\,e^{-E_\theta(x)}`,
     :math:`E_\theta` an MLP; the wide Gaussian base (``base_scale`` s) keeps it normalizable.
 
-    Trained by persistent contrastive divergence with a replay buffer of Langevin chains
-    (Tieleman 2008; Du & Mordatch 2019): each step takes a batch of buffer chains (a
-    fraction ``reinit`` restarted uniformly over the data's box), moves them by
-    ``langevin_steps`` ULA steps, and descends :math:`\bar E(\text{data}) -
-    \bar E(\text{chains}) + \alpha(\overline{E^2}(\text{data}) + \overline{E^2}(\text{chains}))`.
+    Trained by :func:`pgen.fit` with persistent contrastive divergence and a replay buffer
+    of Langevin chains (Tieleman 2008; Du & Mordatch 2019; :meth:`contrastive_divergence`):
+    each step takes a batch of buffer chains (a fraction ``restart`` started afresh,
+    uniformly over the minibatch's box), moves them by ``k`` ULA steps, and descends
+    :math:`\overline{\log\tilde p}(\text{chains}) - \overline{\log\tilde p}(\text{data})`
+    plus ``penalty`` times the mean squares of both, which keeps the energy bounded.
 
     Args:
         data_dim: size of one example.
@@ -176,7 +149,6 @@ class EnergyMLP(nn.Module):
             layers += [nn.Linear(a, b), nn.SiLU()]
         self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
         self.config = {"data_dim": self.data_dim, "hidden": list(hidden), "base_scale": self.base_scale}
-        self.buffer: torch.Tensor | None = None
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """:math:`E_\\theta(x)` per row (without the base)."""
@@ -186,93 +158,102 @@ class EnergyMLP(nn.Module):
         """Minus the unnormalized log density, base included."""
         return self.energy(x) + 0.5 * (x**2).sum(-1) / self.base_scale**2
 
-    def model(self, n: int = 1):
-        """Pyro model over ``n`` chains: the Gaussian base and the energy as a factor."""
-        with pyro.plate("chains", n):
-            x = pyro.sample("x", dist.Normal(torch.zeros(self.data_dim), self.base_scale).to_event(1))
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return (self.data_dim,)
+
+    def model(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+        """Pyro model: ``obs`` from the Gaussian base in ``pyro.plate("data")`` and the
+        energy as a ``pyro.factor`` (log density :math:`-E_\\theta(x)` plus the base's,
+        Z left out). With ``x=None`` it draws ``n`` points from the base; the factor
+        weights them, and Langevin dynamics (:meth:`langevin_kernel`, :meth:`sample`)
+        turns them into samples of the model."""
+        pyro.module("energy", self)
+        with pyro.plate("data", n if x is None else x.shape[0]):
+            base = dist.Normal(torch.zeros(self.data_dim), self.base_scale).to_event(1)
+            x = pyro.sample("obs", base, obs=x)
             pyro.factor("energy", -self.energy(x))
         return x
 
-    def _langevin(self, x, steps: int, step_size: float, g):
-        from ..inference.kernels.energy import langevin_proposal
+    def guide(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+        """No latent variables: the empty guide."""
 
-        for _ in range(steps):
-            x = x.detach().requires_grad_(True)
-            with torch.enable_grad():
-                (grad,) = torch.autograd.grad(self.total_energy(x).sum(), x)
-            noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-            x = langevin_proposal(x.detach(), grad, step_size, noise)
-        return x.detach()
-
-    def fit(
-        self,
-        x: torch.Tensor,
-        *,
-        steps: int = 2000,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        buffer_size: int = 10000,
-        reinit: float = 0.05,
-        langevin_steps: int = 20,
-        step_size: float = 0.005,
-        alpha: float = 0.1,
-        seed: int = 0,
-        progress: bool = True,
-    ) -> dict:
-        """PCD with a replay buffer (class docstring). Returns ``{"step", "energy_gap"}``
-        every 50 steps: mean energy of the chains minus that of the data."""
-        x = torch.as_tensor(x, dtype=torch.get_default_dtype())
-        if x.dim() != 2 or x.shape[1] != self.data_dim or not torch.isfinite(x).all():
-            raise ValueError(f"x must be finite (examples, {self.data_dim}); got shape {tuple(x.shape)}")
-        steps, batch_size = (
-            check_int("steps", steps, minimum=1),
-            check_int("batch_size", batch_size, minimum=1),
-        )
-        buffer_size = check_int("buffer_size", buffer_size, minimum=batch_size)
-        reinit = check_float("reinit", reinit, nonnegative=True, below=1.0)
-        langevin_steps = check_int("langevin_steps", langevin_steps, minimum=1)
-        step_size = check_float("step_size", step_size, positive=True)
-        alpha = check_float("alpha", alpha, nonnegative=True)
-        g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-        lo, hi = x.min(0).values, x.max(0).values
-
-        def uniform(n):
-            return lo + (hi - lo) * torch.rand(n, self.data_dim, generator=g)
-
-        if self.buffer is None or self.buffer.shape != (buffer_size, self.data_dim):
-            self.buffer = uniform(buffer_size)
-        opt = torch.optim.Adam(self.net.parameters(), lr=check_float("lr", lr, positive=True))
-        history = {"step": [], "energy_gap": []}
-        gaps = []
-        for step in tqdm(range(1, steps + 1), desc="ebm", disable=not progress):
-            data = x[torch.randint(0, len(x), (batch_size,), generator=g)]
-            idx = torch.randint(0, buffer_size, (batch_size,), generator=g)
-            start = self.buffer[idx]
-            fresh = torch.rand(batch_size, generator=g) < reinit
-            start = torch.where(fresh[:, None], uniform(batch_size), start)
-            neg = self._langevin(start, langevin_steps, step_size, g)
-            self.buffer[idx] = neg
-            e_pos, e_neg = self.energy(data), self.energy(neg)
-            loss = e_pos.mean() - e_neg.mean() + alpha * ((e_pos**2).mean() + (e_neg**2).mean())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            gaps.append(float((e_neg - e_pos).mean().detach()))
-            if step % 50 == 0 or step == steps:
-                history["step"].append(step)
-                history["energy_gap"].append(sum(gaps) / len(gaps))
-                gaps = []
-        return history
+    def validate_data(self, x, y=None, *, name: str = "x"):
+        check_data(x, name=name, event_shape=(self.data_dim,))
 
     def langevin_kernel(
-        self, num_chains: int, *, init=None, step_size: float = 0.005, metropolis: bool = False
+        self, num_chains: int = 1, *, init=None, step_size: float = 0.005, metropolis: bool = False
     ):
-        """A :class:`~pgen.inference.kernels.Langevin` kernel on this model for :func:`pgen.sample`."""
+        """A :class:`~pgen.inference.kernels.Langevin` kernel on this model's energy (site
+        ``"obs"``; ``init``: ``(num_chains, data_dim)`` starting points, default base draws)
+        for :func:`pgen.sample` and :meth:`contrastive_divergence`. The energy is
+        :meth:`total_energy`, minus the model's log density up to a constant."""
         from ..inference.kernels.energy import Langevin
 
+        if init is None:
+            init = self.base_scale * torch.randn(num_chains, self.data_dim)
         return Langevin(
-            self.model, init=init, step_size=step_size, metropolis=metropolis, num_chains=num_chains
+            potential_fn=lambda state: self.total_energy(state["obs"]),
+            init={"obs": init},
+            step_size=step_size,
+            metropolis=metropolis,
+            num_chains=num_chains,
         )
+
+    def contrastive_divergence(
+        self,
+        *,
+        method: Literal["cd", "pcd"] = "pcd",
+        k: int = 20,
+        step_size: float = 0.005,
+        num_chains: int = 10000,
+        chains_per_step: int = 128,
+        restart: float = 0.05,
+        penalty: float = 0.1,
+    ) -> ContrastiveDivergence:
+        """The objective of the class docstring for :func:`pgen.fit`: a replay buffer of
+        ``num_chains`` chains (``"pcd"``), ``chains_per_step`` of them moved by ``k`` ULA
+        steps of ``step_size`` per step, a fraction ``restart`` started uniformly over the
+        minibatch's box; or ``"cd"``: ``k`` steps from the minibatch. ``penalty`` is the
+        weight alpha of the energies' mean square."""
+        method = check_choice("method", method, ("cd", "pcd"))
+        kernel = functools.partial(self.langevin_kernel, step_size=step_size)
+        if method == "cd":
+            return ContrastiveDivergence(kernel, k=k, persistent=False, alpha=penalty)
+        return ContrastiveDivergence(
+            kernel,
+            k=k,
+            num_chains=num_chains,
+            chains_per_step=chains_per_step,
+            restart=restart,
+            init="uniform",
+            alpha=penalty,
+        )
+
+    @torch.no_grad()
+    def sample(
+        self, n: int = 500, *, steps: int = 500, step_size: float = 0.005, init=None, seed: int = 0
+    ) -> torch.Tensor:
+        """``n`` points after ``steps`` ULA steps through :func:`pgen.sample`, from ``init``
+        (default: uniform over [-3, 3]^d, where the 2-D toys live)."""
+        from ..inference.mcmc import sample as mcmc_sample
+
+        n, steps = check_int("n", n, minimum=1), check_int("steps", steps, minimum=1)
+        if init is None:
+            g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+            init = 6 * torch.rand(n, self.data_dim, generator=g) - 3
+        run = mcmc_sample(
+            lambda: None,
+            kernel=self.langevin_kernel(n, init=init, step_size=step_size),
+            chains=1,
+            warmup=steps - 1,
+            draws=1,
+            seed=seed,
+            progress=False,
+            warn=False,
+            log_likelihood=False,
+        )
+        return torch.as_tensor(run.samples["obs"][:, -1], dtype=torch.get_default_dtype())
 
 
 class ProductOfExperts(nn.Module):

@@ -26,10 +26,11 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..checks import check_choice, check_float, check_int
-from ..inference.kernels.energy import RBMGibbs, rbm_sweep
+from ..inference.contrastive import ContrastiveDivergence
+from ..inference.kernels.energy import RBMGibbs
+from . import registry
 
 __all__ = ["RBM", "ais_log_partition", "exact_log_partition", "check_binary"]
 
@@ -50,16 +51,17 @@ def check_binary(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     return x.to(torch.get_default_dtype())
 
 
+@registry.register("rbm", data_args=lambda x, y: {"visible": int(x[0].numel())})
 class RBM(nn.Module):
     """A binary RBM.
 
     Args:
         visible: number of visible units (784 for 28x28 images).
-        hidden: number of hidden units.
+        hidden: number of hidden units (500, as Salakhutdinov & Murray 2008 on MNIST).
         init_scale: standard deviation of the initial weights (Hinton's guide: 0.01).
     """
 
-    def __init__(self, visible: int, hidden: int, init_scale: float = 0.01):
+    def __init__(self, visible: int, hidden: int = 500, init_scale: float = 0.01):
         super().__init__()
         self.visible = check_int("visible", visible, minimum=1)
         self.hidden = check_int("hidden", hidden, minimum=1)
@@ -85,13 +87,29 @@ class RBM(nn.Module):
         """:math:`\\log p(v) = -F(v) - \\log Z` with a given :math:`\\log Z`."""
         return -self.free_energy(v) - log_partition
 
-    def model(self, n: int = 1):
-        """The RBM as a Pyro model over ``n`` chains: v ~ uniform bits, and the free energy
-        as a ``pyro.factor`` (so the log density is :math:`-F(v)` up to a constant)."""
-        with pyro.plate("chains", n):
-            v = pyro.sample("v", dist.Bernoulli(0.5 * torch.ones(self.visible)).to_event(1))
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return (self.visible,)
+
+    def model(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+        r"""The RBM as a Pyro model: ``obs`` ~ uniform bits in ``pyro.plate("data")`` and
+        the free energy as a ``pyro.factor``, so the model's log density is
+        :math:`\log\tilde p(v) = -F(v) - V\log 2` (Z left out). With ``x=None`` it draws
+        ``n`` vectors from the uniform base; the factor weights them, and MCMC
+        (:meth:`gibbs_kernel`, :meth:`sample`) turns them into samples of the RBM."""
+        pyro.module("rbm", self)
+        with pyro.plate("data", n if x is None else x.shape[0]):
+            v = pyro.sample("obs", dist.Bernoulli(0.5 * torch.ones(self.visible)).to_event(1), obs=x)
             pyro.factor("free_energy", -self.free_energy(v))
         return v
+
+    def guide(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+        """No latent variables (the hidden units are summed out): the empty guide."""
+
+    def validate_data(self, x, y=None, *, name: str = "x"):
+        x = check_binary(x, name)
+        if x.shape[1] != self.visible:
+            raise ValueError(f"{name} has {x.shape[1]} columns; this RBM has visible={self.visible}")
 
     def gibbs_kernel(self, num_chains: int = 1, *, init=None, sweeps: int = 1) -> RBMGibbs:
         """A block Gibbs kernel on this RBM's (live) parameters for :func:`pgen.sample`."""
@@ -109,7 +127,6 @@ class RBM(nn.Module):
         kernel = self.gibbs_kernel(n, init=init)
         run = mcmc_sample(
             self.model,
-            n,
             kernel=kernel,
             chains=1,
             warmup=sweeps - 1,
@@ -118,76 +135,28 @@ class RBM(nn.Module):
             progress=False,
             warn=False,
             log_likelihood=False,
+            n=n,
         )
         v = torch.as_tensor(run.samples["v"][:, -1], dtype=self.weight.dtype)
         h = torch.bernoulli(self.hidden_probs(v))
         return torch.sigmoid(h @ self.weight.T + self.visible_bias)
 
-    # ---------------------------------------------------------------- training
+    def contrastive_divergence(
+        self, *, method: Literal["cd", "pcd"] = "pcd", k: int = 1, num_chains: int = 100
+    ) -> ContrastiveDivergence:
+        """The objective that trains this RBM with :func:`pgen.fit`: CD-k (``"cd"``, chains
+        start at the minibatch) or PCD-k (``"pcd"``, ``num_chains`` persistent chains),
+        moved by this RBM's block Gibbs kernel.
 
-    def fit(
-        self,
-        x: torch.Tensor,
-        *,
-        method: Literal["cd", "pcd"] = "pcd",
-        k: int = 1,
-        epochs: int = 10,
-        batch_size: int = 100,
-        lr: float = 1e-3,
-        num_chains: int = 100,
-        seed: int = 0,
-        progress: bool = True,
-    ) -> dict:
-        r"""Train by CD-k (chains start at the minibatch) or PCD-k (``num_chains``
-        persistent chains, Tieleman 2008), with Adam on the surrogate
-        :math:`\bar F(\text{data}) - \bar F(\text{samples})`, whose gradient is minus the
-        log-likelihood gradient estimate. Returns ``{"epoch", "free_energy_gap",
-        "reconstruction_error"}`` per epoch (the gap: mean F of the data minus that of
-        the samples; near 0 when the chains look like data)."""
-        x = check_binary(x)
-        if x.shape[1] != self.visible:
-            raise ValueError(f"x has {x.shape[1]} columns; this RBM has visible={self.visible}")
+        Example:
+            >>> rbm = RBM(784, 500)
+            >>> cd = rbm.contrastive_divergence(method="pcd", k=1, num_chains=100)
+            >>> pgen.fit(rbm.model, rbm.guide, x, objective=cd, epochs=200, batch_size=100)
+        """
         method = check_choice("method", method, ("cd", "pcd"))
-        k, epochs = check_int("k", k, minimum=1), check_int("epochs", epochs, minimum=1)
-        batch_size = check_int("batch_size", batch_size, minimum=1)
-        num_chains = check_int("num_chains", num_chains, minimum=1)
-        lr = check_float("lr", lr, positive=True)
-        g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-        opt = torch.optim.Adam(self.parameters(), lr=lr)
-        chains = x[torch.randint(0, len(x), (num_chains,), generator=g)].clone()
-        history = {"epoch": [], "free_energy_gap": [], "reconstruction_error": []}
-        bar = tqdm(range(epochs), desc=f"{method}-{k}", disable=not progress)
-        for epoch in bar:
-            order = torch.randperm(len(x), generator=g)
-            gaps, errors = [], []
-            for i in range(0, len(x), batch_size):
-                v = x[order[i : i + batch_size]]
-                with torch.no_grad():
-                    start = v if method == "cd" else chains
-                    neg = self._sweeps(start, k, g)
-                    if method == "pcd":
-                        chains = neg
-                    h = (self.hidden_probs(v) > torch.rand(len(v), self.hidden, generator=g)).to(v.dtype)
-                    recon = torch.sigmoid(h @ self.weight.T + self.visible_bias)
-                    errors.append(float(((recon - v) ** 2).sum(-1).mean()))
-                loss = self.free_energy(v).mean() - self.free_energy(neg).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                gaps.append(float(loss.detach()))
-            history["epoch"].append(epoch + 1)
-            history["free_energy_gap"].append(sum(gaps) / len(gaps))
-            history["reconstruction_error"].append(sum(errors) / len(errors))
-            bar.set_postfix(recon=f"{history['reconstruction_error'][-1]:.2f}")
-        return history
-
-    def _sweeps(self, v, k, g):
-        w, b, c = self.weight.detach(), self.visible_bias.detach(), self.hidden_bias.detach()
-        for _ in range(k):
-            v, _ = rbm_sweep(
-                v, w, b, c, torch.rand(len(v), self.hidden, generator=g), torch.rand(v.shape, generator=g)
-            )
-        return v
+        return ContrastiveDivergence(
+            self.gibbs_kernel, k=k, persistent=method == "pcd", num_chains=num_chains
+        )
 
 
 # --------------------------------------------------------------------------- log Z

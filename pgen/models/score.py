@@ -11,7 +11,12 @@ Three objectives, each per example (lower is better):
 * ``"denoising"`` (Vincent 2011): with :math:`\tilde x = x + \sigma z`,
   :math:`\tfrac12\|s(\tilde x, \sigma) + z/\sigma\|^2`, equal to the explicit objective
   :math:`\tfrac12\mathbb E\|s(\tilde x, \sigma) - \nabla\log p_\sigma(\tilde x)\|^2` up to
-  a constant; over the noise ladder weighted :math:`\sigma^2` (NCSN).
+  a constant.
+
+Each is applied to the score of the perturbed data :math:`p_\sigma` at a noise level drawn
+per example from a ladder and weighted :math:`\sigma^2` (NCSN, Song & Ermon 2019, who note
+that sliced score matching serves as well as denoising): exact and sliced score matching
+take the perturbed sample :math:`x + \sigma z`, denoising its closed-form target.
 
 The score model is a Pyro model whose training term is a ``pyro.factor`` (minus the
 objective) and whose guide is empty, so :func:`pgen.fit` trains it like any other model.
@@ -22,12 +27,15 @@ from __future__ import annotations
 from typing import Literal
 
 import pyro
+import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.distributions import constraints
 
 from ..checks import check_choice, check_float, check_int, check_int_tuple
 from ..data.validate import check_data
+from . import registry
 
 __all__ = [
     "ScoreModel",
@@ -70,9 +78,10 @@ def sliced_score_matching(score_fn, x: torch.Tensor, v: torch.Tensor) -> torch.T
     r""":math:`\tfrac12\|s(x)\|^2 + v^\top\nabla_x(v^\top s(x))` per row, one projection
     ``v`` (same shape as ``x``) per row."""
     x = x.detach().requires_grad_(True)
-    s = score_fn(x)
-    (grad,) = torch.autograd.grad((s * v).sum(), x, create_graph=True)
-    return 0.5 * (s**2).sum(-1) + (grad * v).sum(-1)
+    with torch.enable_grad():  # also under no_grad (evaluation): the objective needs a derivative in x
+        s = score_fn(x)
+        (grad,) = torch.autograd.grad((s * v).sum(), x, create_graph=True)
+        return 0.5 * (s**2).sum(-1) + (grad * v).sum(-1)
 
 
 def denoising_score_matching(score_fn, x: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -115,6 +124,7 @@ class _ScoreNet(nn.Module):
         return self.out(h) / sigma
 
 
+@registry.register("score", data_args=lambda x, y: {"data_dim": int(x[0].numel())})
 class ScoreModel(nn.Module):
     """A score model for real-valued data (2-D toys, flattened images).
 
@@ -122,8 +132,8 @@ class ScoreModel(nn.Module):
         data_dim: size of one example.
         hidden: MLP widths.
         objective: ``"exact"``, ``"sliced"`` or ``"denoising"``.
-        sigmas: the noise ladder (decreasing). Denoising trains on all of it (a level per
-            example, weight sigma^2); exact and sliced train at the smallest sigma.
+        sigmas: the noise ladder (decreasing); every objective trains on all of it (a
+            level per example, weight sigma^2).
             Default: 10 levels from ``sigma_max`` to ``sigma_min``.
         sigma_max, sigma_min: the default ladder's ends (data units).
     """
@@ -159,26 +169,54 @@ class ScoreModel(nn.Module):
         return self.net(x, self.sigmas[-1] if sigma is None else sigma)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """The training objective per example (one random projection, level or noise)."""
+        """The training objective per example: a noise level :math:`\\sigma` of the ladder
+        per example, and the objective for the score of :math:`p_\\sigma` (the data
+        convolved with :math:`\\mathcal N(0, \\sigma^2 I)`), weighted :math:`\\sigma^2`
+        (Song & Ermon 2019). Denoising works on the clean example and its noise; exact and
+        sliced score matching on the perturbed example :math:`x + \\sigma z`, a sample of
+        :math:`p_\\sigma`, so every level of the ladder is trained and annealed Langevin
+        can use all of them."""
+        idx = torch.randint(0, len(self.sigmas), (x.shape[0],), device=x.device)
+        sigma = self._sigma_table[idx].unsqueeze(-1).to(x.dtype)
+        z = torch.randn_like(x)
+        weight = sigma.squeeze(-1) ** 2
         if self.objective == "denoising":
-            idx = torch.randint(0, len(self.sigmas), (x.shape[0],), device=x.device)
-            sigma = self._sigma_table[idx].unsqueeze(-1).to(x.dtype)
-            z = torch.randn_like(x)
-            return sigma.squeeze(-1) ** 2 * denoising_score_matching(self.net, x, sigma, z)
-        small = self.sigmas[-1]
-        fn = lambda u: self.net(u, small)  # noqa: E731
+            return weight * denoising_score_matching(self.net, x, sigma, z)
+        perturbed = x + sigma * z
+        fn = lambda u: self.net(u, sigma)  # noqa: E731
         if self.objective == "exact":
-            return exact_score_matching(fn, x)
-        return sliced_score_matching(fn, x, torch.randn_like(x))
+            return weight * exact_score_matching(fn, perturbed)
+        return weight * sliced_score_matching(fn, perturbed, torch.randn_like(x))
 
-    def model(self, x: torch.Tensor, y=None):
-        """Training: minus the objective as a ``pyro.factor`` per example."""
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return (self.data_dim,)
+
+    def model(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+        """With data: ``obs`` observed under an improper flat base (a score model has no
+        normalized density) and minus the objective as a ``pyro.factor`` per example, so
+        maximizing the "ELBO" minimizes score matching. With ``x=None``: ``n`` draws of
+        annealed Langevin dynamics (:meth:`sampler`, default settings) as ``obs``."""
         pyro.module("score", self)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", n if x is None else x.shape[0]):
+            if x is None:
+                return pyro.sample("obs", dist.Delta(self._anneal(n), event_dim=1))
+            flat = dist.ImproperUniform(constraints.real, (), (self.data_dim,))
+            pyro.sample("obs", flat, obs=x)
             pyro.factor("score_matching", -self.loss(x))
+        return x
 
-    def guide(self, x: torch.Tensor, y=None):
+    def guide(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
         """No latent variables: the empty guide."""
+
+    @torch.no_grad()
+    def _anneal(self, n: int) -> torch.Tensor:
+        kernel = self.sampler(n)
+        kernel.setup(0)
+        state = kernel.initial_params
+        for _ in range(len(self.sigmas) * kernel.steps_per_level):
+            state = kernel.sample(state)
+        return state["x"]
 
     def validate_data(self, x, y=None, *, name="x"):
         check_data(x, name=name, event_shape=(self.data_dim,))

@@ -5,6 +5,14 @@ Imported on first use (``pgen.plot``), so ``import pgen`` does not load matplotl
 
 from .compare import plot_error_vs_time, plot_marginals, plot_pair
 from .diffusion import plot_diffusion_terms
+from .energy import (
+    energy_grid,
+    plot_ais_trace,
+    plot_chain_snapshots,
+    plot_energy_landscape,
+    plot_rbm_filters,
+    plot_score_field,
+)
 from .images import (
     image_grid,
     plot_conditional_grid,
@@ -61,6 +69,12 @@ __all__ = [
     "plot_rate_distortion_sweep",
     "plot_posterior_collapse",
     "plot_diffusion_terms",
+    "energy_grid",
+    "plot_energy_landscape",
+    "plot_score_field",
+    "plot_chain_snapshots",
+    "plot_rbm_filters",
+    "plot_ais_trace",
     "save",
 ]
 

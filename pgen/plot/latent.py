@@ -66,7 +66,9 @@ def plot_points(x, samples=None, *, ax=None, title=None, s: float = 4.0):
     return ax
 
 
-def plot_training(history, *, ax=None, title=None, val_label: str = "validation"):
+def plot_training(
+    history, *, ax=None, title=None, val_label: str = "validation", ylabel: str = "ELBO (nats per example)"
+):
     """Train and validation bound (nats per example) against epoch, from ``SVIResult.history``.
 
     With ten or more epochs the y-axis starts from the third epoch's values, so the
@@ -87,7 +89,7 @@ def plot_training(history, *, ax=None, title=None, val_label: str = "validation"
         lo, hi = min(shown), max(shown)
         ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("ELBO (nats per example)")
+    ax.set_ylabel(ylabel)
     ax.legend()
     ax.grid(alpha=0.3)
     if title:

@@ -40,6 +40,12 @@ FACTORIES = {
         {"y": torch.tensor([0, 1, 2, 0, 1, 2])},
     ),
     "cvae_baseline": lambda: _inpaint(pgen.models.Baseline),
+    "rbm": lambda: (pgen.models.RBM(12, 5), _binary(6, 12)),
+    "ebm": lambda: (pgen.models.EnergyMLP(3, hidden=(8,)), torch.randn(6, 3)),
+    "score": lambda: (
+        pgen.models.ScoreModel(3, hidden=(8,), objective="sliced", sigma_max=1.0, sigma_min=0.1),
+        torch.randn(6, 3),
+    ),
     "ssvae": lambda: (
         pgen.models.SSVAE(12, num_classes=3, latent_dim=2, hidden=(8,)),
         _binary(6, 12),

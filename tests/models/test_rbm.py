@@ -68,23 +68,33 @@ def test_pcd_training_raises_the_exact_log_likelihood_on_bars_and_stripes():
 
     before = mean_ll()
     assert before == pytest.approx(-16 * math.log(2), abs=0.1)  # nearly uniform at the start
-    history = rbm.fit(
+    pcd = rbm.contrastive_divergence(method="pcd", k=1, num_chains=100)
+    result = pgen.fit(
+        rbm.model,
+        rbm.guide,
         x.repeat(20, 1),
-        method="pcd",
-        k=1,
+        objective=pcd,
         epochs=300,
         batch_size=30,
         lr=0.005,
-        num_chains=100,
         progress=False,
     )
     after = mean_ll()
     # the best possible is log(1/30) = -3.40; uniform is -11.09
     assert after > -6.0, (before, after)
-    assert len(history["reconstruction_error"]) == 300
-    assert history["reconstruction_error"][-1] < history["reconstruction_error"][0]
+    assert result.num_steps == 300 * 20 and pcd.chains.shape == (100, 16)
     cd = RBM(16, 10)
-    cd.fit(x.repeat(20, 1), method="cd", k=1, epochs=50, batch_size=30, lr=0.01, progress=False)
+    objective = cd.contrastive_divergence(method="cd", k=1)
+    pgen.fit(
+        cd.model,
+        cd.guide,
+        x.repeat(20, 1),
+        objective=objective,
+        epochs=50,
+        batch_size=30,
+        lr=0.01,
+        progress=False,
+    )
     with torch.no_grad():
         assert float(cd.log_prob(x, exact_log_partition(cd)).mean()) > before + 1.0
     # samples through pgen.sample's Gibbs kernel: probabilities in [0, 1], one per chain
@@ -94,12 +104,13 @@ def test_pcd_training_raises_the_exact_log_likelihood_on_bars_and_stripes():
 
 def test_bad_input_gets_clear_errors():
     rbm = RBM(4, 3)
+    fit = lambda x: pgen.fit(rbm.model, rbm.guide, x, objective=rbm.contrastive_divergence(), steps=1)  # noqa: E731
     with pytest.raises(ValueError, match="binary 0/1 values"):
-        rbm.fit(torch.full((5, 4), 0.5), progress=False)
+        fit(torch.full((5, 4), 0.5))
     with pytest.raises(ValueError, match="has 5 columns; this RBM has visible=4"):
-        rbm.fit(torch.zeros(5, 5), progress=False)
+        fit(torch.zeros(5, 5))
     with pytest.raises(ValueError, match="method"):
-        rbm.fit(torch.zeros(5, 4), method="gibbs", progress=False)
+        rbm.contrastive_divergence(method="gibbs")
     with pytest.raises(ValueError, match="enumerates 2\\*\\*30 states"):
         exact_log_partition(RBM(30, 40))
     with pytest.raises(ValueError, match="hidden"):
