@@ -15,6 +15,12 @@ the model moments estimated by Gibbs samples (the notes' derivation); for small 
 :class:`EnergyMLP`: a continuous energy on real data (2-D toys), trained by persistent
 contrastive divergence with a replay buffer of Langevin chains. :class:`ProductOfExperts`:
 a sum of energies, sampled with the same kernels.
+
+Each model is a Pyro model (the energy a ``pyro.factor`` on the observed site ``obs``)
+with an empty guide, trained by :func:`pgen.fit` with the objective its
+``contrastive_divergence`` method builds
+(:class:`~pgen.inference.contrastive.ContrastiveDivergence`), and sampled by
+:func:`pgen.sample` with its kernel.
 """
 
 from __future__ import annotations
