@@ -34,7 +34,7 @@ from ..eval.diagnostics import ess_bulk, ess_tail, rhat
 from .kernels.hmc import HMC, NUTS
 from .potential import model_error
 
-__all__ = ["sample", "MCMCResult", "summarize", "convergence_warnings"]
+__all__ = ["sample", "final_states", "MCMCResult", "summarize", "convergence_warnings"]
 
 KERNELS = ("nuts", "hmc")
 STAT_NAMES = ("diverging", "step_size", "tree_depth", "n_steps", "acceptance_rate", "energy", "lp")
@@ -578,3 +578,34 @@ def sample(
         kernel=kernel_name,
         config=config,
     )
+
+
+def final_states(
+    kernel, site: str, transitions: int, *, seed: int = 0, model: Callable | None = None, **kwargs
+) -> torch.Tensor:
+    """Where a batched kernel's chains are after ``transitions`` transitions of one
+    :func:`sample` run (quietly, nothing stored but the last draw): ``(chains, ...)``
+    values of ``site``. For drawing samples from an energy or score model.
+
+    Args:
+        kernel: an MCMC kernel (e.g. ``rbm.gibbs_kernel(n)``).
+        site: the state's site to return.
+        transitions: at least 1.
+        seed: seeds the run.
+        model, kwargs: the model the kernel runs on and its arguments (default: a model
+            with no sites, for kernels with their own energy).
+    """
+    transitions = check_int("transitions", transitions, minimum=1)
+    run = sample(
+        model if model is not None else (lambda *a, **k: None),
+        kernel=kernel,
+        chains=1,
+        warmup=transitions - 1,
+        draws=1,
+        seed=seed,
+        progress=False,
+        warn=False,
+        log_likelihood=False,
+        **kwargs,
+    )
+    return torch.as_tensor(run.samples[site][:, -1], dtype=torch.get_default_dtype())

@@ -242,24 +242,14 @@ class EnergyMLP(nn.Module):
     ) -> torch.Tensor:
         """``n`` points after ``steps`` ULA steps through :func:`pgen.sample`, from ``init``
         (default: uniform over [-3, 3]^d, where the 2-D toys live)."""
-        from ..inference.mcmc import sample as mcmc_sample
+        from ..inference.mcmc import final_states
 
         n, steps = check_int("n", n, minimum=1), check_int("steps", steps, minimum=1)
         if init is None:
             g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
             init = 6 * torch.rand(n, self.data_dim, generator=g) - 3
-        run = mcmc_sample(
-            lambda: None,
-            kernel=self.langevin_kernel(n, init=init, step_size=step_size),
-            chains=1,
-            warmup=steps - 1,
-            draws=1,
-            seed=seed,
-            progress=False,
-            warn=False,
-            log_likelihood=False,
-        )
-        return torch.as_tensor(run.samples["obs"][:, -1], dtype=torch.get_default_dtype())
+        kernel = self.langevin_kernel(n, init=init, step_size=step_size)
+        return final_states(kernel, "obs", steps, seed=seed)
 
 
 class ProductOfExperts(nn.Module):

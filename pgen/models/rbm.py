@@ -121,23 +121,12 @@ class RBM(nn.Module):
     def sample(self, n: int = 64, *, sweeps: int = 1000, init=None, seed: int | None = 0) -> torch.Tensor:
         """``n`` visible vectors after ``sweeps`` block Gibbs sweeps (returns the last
         sweep's p(v | h), the usual picture of an RBM sample), via :func:`pgen.sample`."""
-        from ..inference.mcmc import sample as mcmc_sample
+        from ..inference.mcmc import final_states
 
         n, sweeps = check_int("n", n, minimum=1), check_int("sweeps", sweeps, minimum=1)
         kernel = self.gibbs_kernel(n, init=init)
-        run = mcmc_sample(
-            self.model,
-            kernel=kernel,
-            chains=1,
-            warmup=sweeps - 1,
-            draws=1,
-            seed=0 if seed is None else seed,
-            progress=False,
-            warn=False,
-            log_likelihood=False,
-            n=n,
-        )
-        v = torch.as_tensor(run.samples["v"][:, -1], dtype=self.weight.dtype)
+        v = final_states(kernel, "v", sweeps, seed=0 if seed is None else seed, model=self.model, n=n)
+        v = v.to(self.weight.dtype)
         h = torch.bernoulli(self.hidden_probs(v))
         return torch.sigmoid(h @ self.weight.T + self.visible_bias)
 

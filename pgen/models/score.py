@@ -240,19 +240,7 @@ class ScoreModel(nn.Module):
 
     def sample(self, n: int = 500, *, steps_per_level: int = 100, step_size: float = 2e-5, seed: int = 0):
         """``n`` samples by annealed Langevin through :func:`pgen.sample` (one full pass)."""
-        from ..inference.mcmc import sample as mcmc_sample
+        from ..inference.mcmc import final_states
 
         kernel = self.sampler(n, steps_per_level=steps_per_level, step_size=step_size)
-        total = len(self.sigmas) * kernel.steps_per_level
-        run = mcmc_sample(
-            lambda: None,
-            kernel=kernel,
-            chains=1,
-            warmup=total - 1,
-            draws=1,
-            seed=seed,
-            progress=False,
-            warn=False,
-            log_likelihood=False,
-        )
-        return torch.as_tensor(run.samples["x"][:, -1], dtype=torch.get_default_dtype())
+        return final_states(kernel, "x", len(self.sigmas) * kernel.steps_per_level, seed=seed)
