@@ -387,14 +387,17 @@ def evaluate(
     batch_size: int = 100,
     progress: bool = True,
     ais_betas: int = 10000,
+    raise_betas: int = 0,
 ) -> dict:
     """Test ELBO, importance-sampled log-likelihood and bits/dim; writes ``metrics.json``.
 
     Energy models have no ELBO: an RBM's log-likelihood uses log Z by annealed importance
     sampling (``num_samples`` chains, ``ais_betas`` distributions; ``ais.png`` shows its
-    convergence), a 2-D continuous energy's by defensive importance sampling
-    (``pgen.eval.energy``); a score model has none, and gets its test score-matching
-    objective and the distance of its samples to the test data.
+    convergence), and with ``raise_betas`` > 0 also the conservative reverse-AIS estimate
+    (:func:`~pgen.models.rbm.raise_log_likelihood`), so the two bracket it; a 2-D
+    continuous energy's by defensive importance sampling (``pgen.eval.energy``); a score
+    model has none, and gets its test score-matching objective and the distance of its
+    samples to the test data.
 
     The ELBO is averaged over 10 draws per example; the log-likelihood uses
     ``num_samples`` importance samples. ``*_se`` are standard errors over examples;
@@ -416,7 +419,15 @@ def evaluate(
         return _evaluate_bound(run_dir, cfg, m, x, kw.get("y"), split=split, seed=seed, batch_size=batch_size)
     if hasattr(m, "contrastive_divergence") or hasattr(m, "sampler"):  # energy and score models
         return _evaluate_energy(
-            run_dir, cfg, m, x, split=split, seed=seed, num_samples=num_samples, ais_betas=ais_betas
+            run_dir,
+            cfg,
+            m,
+            x,
+            split=split,
+            seed=seed,
+            num_samples=num_samples,
+            ais_betas=ais_betas,
+            raise_betas=raise_betas,
         )
     e = elbo(m.model, m.guide, x, num_samples=10, seed=seed, batch_size=batch_size, **kw)
     ll, mc = log_likelihood(
@@ -452,13 +463,22 @@ def evaluate(
 
 
 def _evaluate_energy(
-    run_dir: Path, cfg: dict, m, x, *, split: str, seed: int, num_samples: int, ais_betas: int
+    run_dir: Path,
+    cfg: dict,
+    m,
+    x,
+    *,
+    split: str,
+    seed: int,
+    num_samples: int,
+    ais_betas: int,
+    raise_betas: int,
 ):
     """Metrics of the energy models (see :func:`evaluate`)."""
     from . import plot
     from .eval import nearest_neighbour_distance
     from .eval.energy import importance_log_partition
-    from .models.rbm import RBM, ais_log_partition
+    from .models.rbm import RBM, ais_log_partition, raise_log_likelihood
 
     start = time.perf_counter()
     n = len(x)
@@ -494,6 +514,15 @@ def _evaluate_energy(
             )
             est = {"log_z": ais["log_z"], "log_z_se": ais["log_z_se"]}
             out.update(log_z_method="ais", ais_chains=num_samples, ais_betas=ais_betas)
+            if raise_betas:  # the other side of the bracket: reverse AIS from each example
+                lower = raise_log_likelihood(
+                    m, x, num_betas=raise_betas, base_visible_bias=(p / (1 - p)).log(), seed=seed
+                ).double()
+                out.update(
+                    raise_log_likelihood=lower.mean().item(),
+                    raise_log_likelihood_se=lower.std().item() / math.sqrt(n),
+                    raise_betas=raise_betas,
+                )
             plot.save(
                 plot.plot_ais_trace(
                     {f"{num_samples} chains": ais["trace"]},
@@ -611,11 +640,23 @@ def sample(
         plot.save(ax, out)
         np.savez(out.with_suffix(".npz"), samples=draws.numpy())
         return draws
-    if options and not hasattr(m, "elbo_terms"):
+    if hasattr(m, "contrastive_divergence") or hasattr(m, "sampler"):  # energy and score models
+        if "sampler" in options:
+            raise ValueError(f"--sampler applies to diffusion runs; {cfg['model']} has one sampler")
+        if "steps" in options:  # the length of the chains, in each model's own unit
+            unit = (
+                "sweeps" if cfg["model"] == "rbm" else "steps" if cfg["model"] == "ebm" else "steps_per_level"
+            )
+            options = {unit: options["steps"]}
+    elif options and not hasattr(m, "elbo_terms"):
         raise ValueError(f"sampler options {sorted(options)} apply to diffusion runs, not to {cfg['model']}")
+    what = "means of p(x|z)" if not hasattr(m, "elbo_terms") else options.get("sampler", "ddpm")
+    if cfg["model"] == "rbm":  # Gibbs from noise can stay in an improbable region: start at test data
+        x, _, _ = load_data(cfg["data"], "test")
+        options["init"] = x[torch.randint(0, len(x), (n,), generator=torch.Generator().manual_seed(seed))]
+        what = "p(v|h) of Gibbs chains started at test images"
     draws = m.sample(n, seed=seed, **options)
     if meta.kind == "image":
-        what = "means of p(x|z)" if not hasattr(m, "elbo_terms") else options.get("sampler", "ddpm")
         ax = plot.plot_images(draws.clamp(0, 1), image_shape=meta.image_shape, title=f"{n} samples ({what})")
     else:
         x, _, _ = load_data(cfg["data"], "test")
@@ -801,25 +842,26 @@ def _energy_figures(m, x, meta):
     if meta.kind == "image":
         shape = meta.image_shape
         if isinstance(m, RBM):
+            g = torch.Generator().manual_seed(0)
+            starts = x[torch.randperm(len(x), generator=g)[:64]]
             yield (
                 "samples.png",
                 plot.plot_images(
-                    m.sample(64, sweeps=1000, seed=0),
+                    m.sample(64, sweeps=1000, init=starts, seed=0),
                     image_shape=shape,
-                    title="64 chains after 1,000 Gibbs sweeps",
+                    title="p(v|h) after 1,000 Gibbs sweeps from test digits",
                 ),
             )
             yield "filters.png", plot.plot_rbm_filters(m.weight.detach(), image_shape=shape)
-            init = torch.bernoulli(
-                torch.full((6, m.visible), 0.5), generator=torch.Generator().manual_seed(0)
-            )
+            # three chains from uniform noise, three from test digits: Gibbs from noise can
+            # stay in a high-entropy region of low probability (the README's RBM run)
+            init = torch.cat([torch.bernoulli(torch.full((3, m.visible), 0.5), generator=g), starts[:3]])
             run = mcmc_sample(m.model, kernel=m.gibbs_kernel(6, init=init), draws=1000, n=6, **quiet)
             steps = [1, 3, 10, 30, 100, 300, 1000]
+            title = "Gibbs chains: 3 from noise (top), 3 from test digits"
             yield (
                 "chain.png",
-                plot.plot_chain_snapshots(
-                    _snapshots(run, "v", steps), image_shape=shape, title="Gibbs chains from noise"
-                ),
+                plot.plot_chain_snapshots(_snapshots(run, "v", steps), image_shape=shape, title=title),
             )
         else:
             yield "samples.png", plot.plot_images(m.sample(64, seed=0).clamp(0, 1), image_shape=shape)

@@ -26,12 +26,13 @@ def test_rbm_run_trains_resumes_and_evaluates_with_ais(tmp_path, capsys):
     assert "contrastive gap" in capsys.readouterr().out
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["fit"]["objective"] == "contrastive_divergence"
-    assert cfg["objective_args"] == {"method": "pcd", "k": 2, "num_chains": 100}
+    assert cfg["objective_args"] == {"method": "pcd", "k": 2, "num_chains": 100, "init": "data"}
     for name in ("training.png", "samples.png", "filters.png", "chain.png"):
         assert (run / name).stat().st_size > 0, name
     assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
     assert len(json.loads((run / "history.json").read_text())["epoch"]) == 3
-    assert main(["evaluate", str(run), "--num-samples", "100", "--ais-betas", "500", "--no-progress"]) == 0
+    argv = ["evaluate", str(run), "--num-samples", "100", "--ais-betas", "500", "--raise-betas", "500"]
+    assert main([*argv, "--no-progress"]) == 0
     m, rbm = _metrics(run), pgen.runs.load_run_model(run)
     exact = exact_log_partition(rbm)  # 2^12 hidden states
     assert m["log_z_method"] == "ais" and (run / "ais.png").exists()
@@ -41,9 +42,13 @@ def test_rbm_run_trains_resumes_and_evaluates_with_ais(tmp_path, capsys):
         ll = float((-rbm.free_energy(x)).mean()) - exact
     assert m["log_likelihood"] == pytest.approx(ll, abs=4 * m["log_z_se"] + 0.05)
     assert m["bits_per_dim"] == pytest.approx(-m["log_likelihood"] / (64 * math.log(2)))
-    assert main(["sample", str(run), "-n", "5"]) == 0
+    # reverse AIS: conservative, and close to the exact value on this small machine
+    assert ll - 0.5 < m["raise_log_likelihood"] < ll + 4 * m["raise_log_likelihood_se"], (m, ll)
+    assert main(["sample", str(run), "-n", "5", "--steps", "20"]) == 0  # 20 Gibbs sweeps
     draws = np.load(run / "samples.npz")["samples"]
     assert draws.shape == (5, 64) and draws.min() >= 0 and draws.max() <= 1
+    assert main(["sample", str(run), "--sampler", "ddim"]) == 2
+    assert "--sampler applies to diffusion runs" in capsys.readouterr().err
 
 
 def test_ebm_run_and_its_log_z_agrees_with_quadrature(tmp_path):
