@@ -523,13 +523,17 @@ def _evaluate_energy(
                     raise_log_likelihood_se=lower.std().item() / math.sqrt(n),
                     raise_betas=raise_betas,
                 )
-            plot.save(
-                plot.plot_ais_trace(
-                    {f"{num_samples} chains": ais["trace"]},
-                    title=f"AIS log Z: {ais['log_z']:.2f} +- {ais['log_z_se']:.2f} (final)",
-                ),
-                run_dir / "ais.png",
+            import matplotlib.pyplot as plt
+
+            fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+            plot.plot_ais_trace({f"{num_samples} chains": ais["trace"]}, ax=left)
+            plot.plot_ais_convergence(
+                ais["log_weights"],
+                ais["log_z_base"],
+                ax=right,
+                title=f"log Z = {ais['log_z']:.2f} +- {ais['log_z_se']:.2f} ({ais_betas} betas)",
             )
+            plot.save(fig, run_dir / "ais.png")
         else:
             if out["dims"] > 10:
                 raise ValueError(

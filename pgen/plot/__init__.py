@@ -7,6 +7,7 @@ from .compare import plot_error_vs_time, plot_marginals, plot_pair
 from .diffusion import plot_diffusion_terms
 from .energy import (
     energy_grid,
+    plot_ais_convergence,
     plot_ais_trace,
     plot_chain_snapshots,
     plot_energy_landscape,
@@ -75,6 +76,7 @@ __all__ = [
     "plot_chain_snapshots",
     "plot_rbm_filters",
     "plot_ais_trace",
+    "plot_ais_convergence",
     "save",
 ]
 

@@ -21,6 +21,7 @@ __all__ = [
     "plot_chain_snapshots",
     "plot_rbm_filters",
     "plot_ais_trace",
+    "plot_ais_convergence",
 ]
 
 
@@ -177,7 +178,10 @@ def plot_rbm_filters(weight, *, image_shape=None, n: int = 64, ax=None, title=No
 
 
 def plot_ais_trace(traces, *, exact=None, ax=None, title=None):
-    """AIS estimates of log Z against the number of intermediate distributions passed.
+    r"""AIS along its path: the estimate of :math:`\log Z_\beta` of each intermediate
+    distribution against the number of distributions passed (the last point is the
+    estimate of :math:`\log Z`). The curve's shape is that of the path, not a sign of
+    convergence; see :func:`plot_ais_convergence` for that.
 
     Args:
         traces: ``{label: [(i, log_z), ...]}`` (``ais_log_partition(..., trace_every=...)``
@@ -191,8 +195,26 @@ def plot_ais_trace(traces, *, exact=None, ax=None, title=None):
     if exact is not None:
         ax.axhline(exact, color="k", ls="--", lw=1, label="exact")
     ax.set_xlabel("intermediate distributions passed")
-    ax.set_ylabel("estimate of log Z (nats)")
+    ax.set_ylabel("estimate of log Z_beta (nats)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or "AIS estimate of log Z along the annealing path")
+    ax.set_title(title or "AIS along the annealing path")
+    return ax
+
+
+def plot_ais_convergence(log_weights, log_z_base: float, *, ax=None, title=None):
+    r"""The AIS estimate :math:`\log Z_A + \log\frac1m\sum_{i \le m} w_i` against the
+    number of chains m it averages (in a random order): flat when the chains agree, with
+    jumps where one chain's weight dominates."""
+    lw = torch.as_tensor(log_weights, dtype=torch.float64)
+    lw = lw[torch.randperm(len(lw), generator=torch.Generator().manual_seed(0))]
+    m = torch.arange(1, len(lw) + 1, dtype=torch.float64)
+    running = log_z_base + torch.logcumsumexp(lw, 0) - m.log()
+    ax = _axes(ax, (6, 4))
+    ax.plot(m.numpy(), running.numpy())
+    ax.set_xscale("log")
+    ax.set_xlabel("chains averaged")
+    ax.set_ylabel("estimate of log Z (nats)")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "AIS estimate as chains are added")
     return ax
