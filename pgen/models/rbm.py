@@ -216,29 +216,18 @@ def ais_log_partition(
     num_chains = check_int("num_chains", num_chains, minimum=1)
     num_betas = check_int("num_betas", num_betas, minimum=4)
     g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-    w, b, c = rbm.weight.double(), rbm.visible_bias.double(), rbm.hidden_bias.double()
-    b_a = torch.zeros_like(b) if base_visible_bias is None else torch.as_tensor(base_visible_bias).double()
-    if b_a.shape != b.shape:
-        raise ValueError(f"base_visible_bias must have shape {tuple(b.shape)}; got {tuple(b_a.shape)}")
-    log_z_a = float(F.softplus(b_a).sum()) + rbm.hidden * math.log(2.0)
-
-    def log_p(v, beta):  # unnormalized log p_beta(v), hidden units summed out
-        return (1 - beta) * (v @ b_a) + beta * (v @ b) + F.softplus(beta * (v @ w + c)).sum(-1)
-
+    path = _Path(rbm, base_visible_bias)
+    log_z_a = float(F.softplus(path.b_a).sum()) + rbm.hidden * math.log(2.0)
     betas = _beta_schedule(num_betas)
-    v = (torch.rand(num_chains, rbm.visible, generator=g, dtype=torch.float64) < torch.sigmoid(b_a)).double()
+    v = (
+        torch.rand(num_chains, rbm.visible, generator=g, dtype=torch.float64) < torch.sigmoid(path.b_a)
+    ).double()
     log_w = torch.zeros(num_chains, dtype=torch.float64)
     trace = []
     for i in range(1, num_betas):
         beta, prev = betas[i], betas[i - 1]
-        log_w += log_p(v, beta) - log_p(v, prev)
-        # one Gibbs sweep leaving p_beta invariant
-        h = (
-            torch.rand(num_chains, rbm.hidden, generator=g, dtype=torch.float64)
-            < torch.sigmoid(beta * (v @ w + c))
-        ).double()
-        p_v = torch.sigmoid((1 - beta) * b_a + beta * (b + h @ w.T))
-        v = (torch.rand(v.shape, generator=g, dtype=torch.float64) < p_v).double()
+        log_w += path.log_f(v, beta) - path.log_f(v, prev)
+        v = path.sweep(v, beta, g)
         if trace_every and (i % trace_every == 0 or i == num_betas - 1):
             trace.append((i, log_z_a + _log_mean_exp(log_w)))
     log_z = log_z_a + _log_mean_exp(log_w)
@@ -285,29 +274,46 @@ def raise_log_likelihood(
         raise ValueError(f"x has {x.shape[1]} columns; this RBM has visible={rbm.visible}")
     num_betas = check_int("num_betas", num_betas, minimum=4)
     g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-    w, b, c = rbm.weight.double(), rbm.visible_bias.double(), rbm.hidden_bias.double()
-    b_a = torch.zeros_like(b) if base_visible_bias is None else torch.as_tensor(base_visible_bias).double()
-    if b_a.shape != b.shape:
-        raise ValueError(f"base_visible_bias must have shape {tuple(b.shape)}; got {tuple(b_a.shape)}")
-
-    def log_f(v, beta):
-        return (1 - beta) * (v @ b_a) + beta * (v @ b) + F.softplus(beta * (v @ w + c)).sum(-1)
-
+    path = _Path(rbm, base_visible_bias)
+    b_a = path.b_a
     betas = _beta_schedule(num_betas)
     v = x.double()
     log_q = torch.zeros(len(v), dtype=torch.float64)
     for k in range(num_betas - 1, 0, -1):  # v holds v_k; draw v_{k-1} ~ T_k(. | v_k)
         beta = betas[k]
-        log_q += log_f(v, beta)
-        h = (
-            torch.rand(len(v), rbm.hidden, generator=g, dtype=torch.float64)
-            < torch.sigmoid(beta * (v @ w + c))
-        ).double()
-        p_v = torch.sigmoid((1 - beta) * b_a + beta * (b + h @ w.T))
-        v = (torch.rand(v.shape, generator=g, dtype=torch.float64) < p_v).double()
-        log_q -= log_f(v, beta)
+        log_q += path.log_f(v, beta)
+        v = path.sweep(v, beta, g)
+        log_q -= path.log_f(v, beta)
     log_p0 = v @ b_a - F.softplus(b_a).sum()  # the base: independent bits with log odds b_A
     return (log_q + log_p0).to(torch.get_default_dtype())
+
+
+class _Path:
+    r"""The annealing path of AIS and RAISE: unnormalized :math:`p_\beta(v)` between the base
+    (no weights, visible log odds :math:`b_A`) and the RBM, and a Gibbs sweep leaving it
+    invariant, in float64."""
+
+    def __init__(self, rbm: RBM, base_visible_bias):
+        self.w, self.b, self.c = rbm.weight.double(), rbm.visible_bias.double(), rbm.hidden_bias.double()
+        b_a = torch.zeros_like(self.b) if base_visible_bias is None else torch.as_tensor(base_visible_bias)
+        if b_a.shape != self.b.shape:
+            raise ValueError(
+                f"base_visible_bias must have shape {tuple(self.b.shape)}; got {tuple(b_a.shape)}"
+            )
+        self.b_a = b_a.double()
+
+    def log_f(self, v, beta):  # hidden units summed out
+        return (
+            (1 - beta) * (v @ self.b_a)
+            + beta * (v @ self.b)
+            + F.softplus(beta * (v @ self.w + self.c)).sum(-1)
+        )
+
+    def sweep(self, v, beta, g):
+        u = torch.rand(len(v), self.w.shape[1], generator=g, dtype=torch.float64)
+        h = (u < torch.sigmoid(beta * (v @ self.w + self.c))).double()
+        p_v = torch.sigmoid((1 - beta) * self.b_a + beta * (self.b + h @ self.w.T))
+        return (torch.rand(v.shape, generator=g, dtype=torch.float64) < p_v).double()
 
 
 def _beta_schedule(num: int) -> list[float]:
