@@ -50,12 +50,7 @@ def test_ais_estimate_agrees_with_the_exact_log_partition():
 
 
 def test_reverse_ais_is_conservative_and_converges_to_the_exact_log_likelihood():
-    torch.manual_seed(0)
-    rbm = RBM(12, 8)
-    with torch.no_grad():
-        rbm.weight.normal_(0, 1.0)
-        rbm.visible_bias.normal_(0, 0.5)
-        rbm.hidden_bias.normal_(0, 0.5)
+    rbm = _random_rbm(12, 8, 1.0, 0)
     bits = ((torch.arange(2**12)[:, None] >> torch.arange(12)) & 1).float()
     with torch.no_grad():
         lp = rbm.log_prob(bits, exact_log_partition(rbm))
@@ -63,10 +58,11 @@ def test_reverse_ais_is_conservative_and_converges_to_the_exact_log_likelihood()
     exact = float(lp[idx].mean())
     rough = raise_log_likelihood(rbm, bits[idx], num_betas=4, seed=0)
     fine = raise_log_likelihood(rbm, bits[idx], num_betas=2000, seed=0)
-    # measured: -7.83 with 4 betas, -7.164 with 5,000, exact -7.165; the per-example
-    # estimates' spread over 300 examples gives a standard error near 0.01
+    # measured: -6.81 with 4 betas, -5.387 with 2,000, exact -5.381. The reverse chains
+    # differ per example, so compare the mean with the exact mean over the same examples
     assert float(rough.mean()) < exact - 0.3
-    se = float(fine.std()) / math.sqrt(300)
+    gap = fine - lp[idx]  # per-example error of the estimate; its mean is <= 0 up to noise
+    se = float(gap.std()) / math.sqrt(300)
     assert exact - 0.05 < float(fine.mean()) < exact + 4 * se, (float(fine.mean()), exact, se)
 
 
