@@ -869,6 +869,8 @@ def _energy_figures(m, x, meta):
             )
         else:
             yield "samples.png", plot.plot_images(m.sample(64, seed=0).clamp(0, 1), image_shape=shape)
+            if hasattr(m, "sampler"):
+                yield "chain.png", _annealing_snapshots(m, 6, quiet, data=None, image_shape=shape)
         return
     if meta.kind != "image" and x.shape[1] != 2:
         return
@@ -894,21 +896,25 @@ def _energy_figures(m, x, meta):
                 lambda p: m.score(p, mid), data=x, title=f"learned score at sigma = {mid:.3g}"
             ),
         )
-        kernel = m.sampler(500)
-        total = len(m.sigmas) * kernel.steps_per_level
-        run = mcmc_sample(lambda: None, kernel=kernel, draws=total, **quiet)
-        levels = [0, 2, 5, len(m.sigmas) - 1]
-        steps = [(i + 1) * kernel.steps_per_level for i in levels]
-        snaps = [
-            (f"sigma {m.sigmas[i]:.3g}", states)
-            for i, (_, states) in zip(levels, _snapshots(run, "x", steps), strict=True)
-        ]
-        yield (
-            "chain.png",
-            plot.plot_chain_snapshots(
-                snaps, data=x, title="annealed Langevin: chains at the end of each noise level"
-            ),
-        )
+        yield "chain.png", _annealing_snapshots(m, 500, quiet, data=x)
+
+
+def _annealing_snapshots(m, chains: int, quiet: dict, *, data=None, image_shape=None):
+    """Annealed Langevin chains of a score model at the end of four noise levels."""
+    from . import plot
+    from .inference.mcmc import sample as mcmc_sample
+
+    kernel = m.sampler(chains)
+    total = len(m.sigmas) * kernel.steps_per_level
+    run = mcmc_sample(lambda: None, kernel=kernel, draws=total, **quiet)
+    levels = sorted({0, len(m.sigmas) // 4, len(m.sigmas) // 2, len(m.sigmas) - 1})
+    steps = [(i + 1) * kernel.steps_per_level for i in levels]
+    snaps = [
+        (f"sigma {m.sigmas[i]:.3g}", states.clamp(0, 1) if image_shape is not None else states)
+        for i, (_, states) in zip(levels, _snapshots(run, "x", steps), strict=True)
+    ]
+    title = "annealed Langevin: chains at the end of noise levels"
+    return plot.plot_chain_snapshots(snaps, data=data, image_shape=image_shape, title=title)
 
 
 def make_figures(run_dir: Path, m, cfg: dict, history: dict) -> list[Path]:
