@@ -106,3 +106,12 @@ def test_defensive_importance_sampling_of_a_gaussian_log_z():
     assert abs(est["log_z"] - exact) < 4 * est["log_z_se"] and est["log_z_se"] < 0.01
     with pytest.raises(ValueError, match="train must be"):
         importance_log_partition(lambda x: x[:, 0], torch.zeros(3), base_scale=1.0)
+
+
+def test_score_run_on_images_draws_its_annealing_chains(tmp_path):
+    run = tmp_path / "digits"
+    argv = ["train", "score", "--data", "digits", "--binarize", "none", "--hidden", "8", "--steps", "3"]
+    assert main([*argv, "--out", str(run), "--no-progress"]) == 0
+    assert (run / "samples.png").exists() and (run / "chain.png").exists()
+    assert main(["sample", str(run), "-n", "4", "--steps", "5"]) == 0  # 5 steps per noise level
+    assert np.load(run / "samples.npz")["samples"].shape == (4, 64)
