@@ -648,14 +648,11 @@ def sample(
         if "sampler" in options:
             raise ValueError(f"--sampler applies to diffusion runs; {cfg['model']} has one sampler")
         if "steps" in options:  # the length of the chains, in each model's own unit
-            unit = (
-                "sweeps" if cfg["model"] == "rbm" else "steps" if cfg["model"] == "ebm" else "steps_per_level"
-            )
-            options = {unit: options["steps"]}
+            options = {m.chain_length_arg: options["steps"]}
     elif options and not hasattr(m, "elbo_terms"):
         raise ValueError(f"sampler options {sorted(options)} apply to diffusion runs, not to {cfg['model']}")
     what = "means of p(x|z)" if not hasattr(m, "elbo_terms") else options.get("sampler", "ddpm")
-    if cfg["model"] == "rbm":  # Gibbs from noise can stay in an improbable region: start at test data
+    if getattr(m, "sample_from_data", False):  # e.g. RBM: Gibbs from noise can stay in an improbable region
         x, _, _ = load_data(cfg["data"], "test")
         options["init"] = x[torch.randint(0, len(x), (n,), generator=torch.Generator().manual_seed(seed))]
         what = "p(v|h) of Gibbs chains started at test images"

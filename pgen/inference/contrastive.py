@@ -180,7 +180,7 @@ class ContrastiveDivergence(pyro.infer.ELBO):
         if not self.persistent:
             return self._run(xb.detach()) if move else xb.detach()
         if self.chains is None or self.chains.shape[1:] != xb.shape[1:]:
-            self.chains = self._fresh(self.num_chains, xb)
+            self.chains = self._fresh(self.num_chains, xb).clone()  # owned: updated in place
         if not move:
             return self.chains
         if self.chains_per_step is None:
@@ -194,7 +194,6 @@ class ContrastiveDivergence(pyro.infer.ELBO):
                 start = start.clone()
                 start[fresh] = self._fresh(int(fresh.sum()), xb)
         moved = self._run(start)
-        self.chains = self.chains.clone()
         self.chains[idx] = moved
         return moved
 

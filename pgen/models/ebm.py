@@ -145,6 +145,8 @@ class EnergyMLP(nn.Module):
         base_scale: s.
     """
 
+    chain_length_arg = "steps"  # the argument of sample() that `pgen sample --steps` sets
+
     def __init__(self, data_dim: int, hidden: tuple[int, ...] = (128, 128), base_scale: float = 10.0):
         super().__init__()
         self.data_dim = check_int("data_dim", data_dim, minimum=1)

@@ -61,6 +61,9 @@ class RBM(nn.Module):
         init_scale: standard deviation of the initial weights (Hinton's guide: 0.01).
     """
 
+    chain_length_arg = "sweeps"  # the argument of sample() that `pgen sample --steps` sets
+    sample_from_data = True  # run folders start its chains at test images (see the README)
+
     def __init__(self, visible: int, hidden: int = 500, init_scale: float = 0.01):
         super().__init__()
         self.visible = check_int("visible", visible, minimum=1)

@@ -138,6 +138,8 @@ class ScoreModel(nn.Module):
         sigma_max, sigma_min: the default ladder's ends (data units).
     """
 
+    chain_length_arg = "steps_per_level"  # the argument of sample() that `pgen sample --steps` sets
+
     def __init__(
         self,
         data_dim: int,

@@ -8,6 +8,7 @@ import torch
 
 import pgen
 from pgen.inference.kernels import Langevin
+from pgen.inference.mcmc import final_states
 from pgen.models.ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
 
 
@@ -57,18 +58,7 @@ def test_pcd_reaches_the_moment_matching_fixed_point():
     gap = result.history["train_elbo"]
     assert abs(sum(gap[-10:]) / 10) < 0.1 < gap[0], gap[:3]
     # Gibbs through pgen.sample on the fitted machine reproduces its exact means
-    run = pgen.sample(
-        bm.model,
-        kernel=bm.gibbs_kernel(4000),
-        chains=1,
-        warmup=30,
-        draws=1,
-        progress=False,
-        warn=False,
-        log_likelihood=False,
-        n=4000,
-    )
-    mean = torch.as_tensor(run.samples["y"][:, -1]).mean(0).float()
+    mean = final_states(bm.gibbs_kernel(4000), "y", 31, model=bm.model, n=4000).mean(0).float()
     with torch.no_grad():
         exact_mean = (q[:, None] * states).sum(0)
     torch.testing.assert_close(mean, exact_mean, atol=4 / math.sqrt(4000), rtol=0)
@@ -96,19 +86,7 @@ def test_an_mlp_energy_trained_by_pcd_puts_langevin_samples_on_the_moons():
 
     def draw():  # 200 ULA steps from uniform noise over [-2, 2]^2, through pgen.sample
         init = torch.rand(500, 2, generator=torch.Generator().manual_seed(0)) * 4 - 2
-        kernel = m.langevin_kernel(500, init=init, step_size=0.005)
-        run = pgen.sample(
-            m.model,
-            kernel=kernel,
-            chains=1,
-            warmup=199,
-            draws=1,
-            seed=0,
-            progress=False,
-            warn=False,
-            log_likelihood=False,
-        )
-        return torch.as_tensor(run.samples["obs"][:, -1])
+        return m.sample(500, steps=200, step_size=0.005, init=init, seed=0)
 
     before = _nearest(draw(), x)
     result = pgen.fit(m.model, m.guide, x, objective=m.contrastive_divergence(), steps=1500, progress=False)
@@ -137,18 +115,7 @@ def test_a_product_of_gaussian_experts_is_sampled_exactly_by_mala():
         metropolis=True,
         num_chains=n,
     )
-    run = pgen.sample(
-        lambda: None,
-        kernel=kernel,
-        chains=1,
-        warmup=200,
-        draws=1,
-        seed=0,
-        progress=False,
-        warn=False,
-        log_likelihood=False,
-    )
-    last = torch.as_tensor(run.samples["x"][:, -1]).float()
+    last = final_states(kernel, "x", 201).float()  # 200 warm-up transitions and one draw
     sd = cov.diagonal().sqrt()
     torch.testing.assert_close(last.mean(0), mean, atol=float(4 * sd.max() / math.sqrt(n)), rtol=0)
     torch.testing.assert_close(last.T.cov(), cov, atol=float(5 * cov.abs().max() * math.sqrt(2 / n)), rtol=0)
