@@ -13,26 +13,44 @@ contents.
   so a damaged file can load as wrong numbers; the digest catches that.
 * **Writes are atomic**: the file is written to a temporary file in the same folder,
   flushed to disk, then renamed over the target. A crash or Ctrl-C mid-write leaves
-  the previous checkpoint intact.
+  the previous checkpoint intact, and :func:`remove_stale_temporaries` clears what a
+  killed write left behind.
+
+Also the file helpers the engines and run folders share: atomic JSON, a check that a
+folder can be written before any work starts, and :class:`FolderLock`, which keeps two
+processes out of one folder. This module is a leaf: it imports nothing from pgen
+(models are saved by :func:`pgen.models.save_model`, next to the registry).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import pickle
+import sys
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["save", "load", "save_model", "load_model", "CheckpointError", "FORMAT_VERSION"]
+__all__ = [
+    "save",
+    "load",
+    "CheckpointError",
+    "FORMAT_VERSION",
+    "write_json",
+    "read_json",
+    "check_writable",
+    "remove_stale_temporaries",
+    "FolderLock",
+    "FolderLockedError",
+]
 
 FORMAT_VERSION = 1
 _HEADER = "__pgen__"
@@ -104,13 +122,11 @@ def save(path: str | Path, state: Mapping[str, Any], *, kind: str) -> Path:
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
-    from . import __version__
-
     header = {
         "format_version": FORMAT_VERSION,
         "kind": str(kind),
         "sha256": _checksum(state),
-        "pgen_version": __version__,
+        "pgen_version": _pgen_version(),
         "torch_version": str(torch.__version__),
     }
     path = Path(path)
@@ -169,9 +185,13 @@ def load(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
             "(it may hold pickled code, or be another or corrupted file); pgen refused to load "
             f"it and ran nothing from it (torch says: {_torch_reason(error)})"
         ) from error
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # any other failure of a damaged file: truncated, flipped bytes, ...
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path} is truncated or corrupted: {reason}") from error
+        raise CheckpointError(
+            f"{path} is truncated, corrupted or not a PyTorch file ({type(error).__name__}: {reason})"
+        ) from error
     if not isinstance(payload, dict) or _HEADER not in payload or "state" not in payload:
         raise CheckpointError(f"{path} is a PyTorch file but not a pgen checkpoint (no pgen header)")
     header, state = payload[_HEADER], payload["state"]
@@ -181,7 +201,11 @@ def load(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
             f"{path} has checkpoint format {version!r}; this pgen reads format "
             f"{FORMAT_VERSION} and older: upgrade pgen"
         )
-    if not isinstance(state, dict) or _checksum(state) != header.get("sha256"):
+    try:
+        intact = isinstance(state, dict) and _checksum(state) == header.get("sha256")
+    except (TypeError, ValueError, RuntimeError):
+        intact = False
+    if not intact:
         raise CheckpointError(f"{path} is corrupted: its contents do not match the checksum written with it")
     if kind is not None and header.get("kind") != kind:
         raise CheckpointError(
@@ -190,38 +214,139 @@ def load(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
     return state
 
 
-def save_model(path: str | Path, model: torch.nn.Module) -> Path:
-    """Save a registered pgen model: its constructor arguments and its state dict.
-
-    Args:
-        path: the file to write.
-        model: an instance of a class in ``pgen.models.registry`` (it has ``config``).
-
-    Example:
-        >>> pgen.io.save_model("vae.pt", vae)
-        >>> vae2 = pgen.io.load_model("vae.pt")
-    """
-    from .models import registry
-
-    spec = registry.spec_of(model)
-    config = dict(model.config)
-    json.dumps(config)  # constructor arguments must be plain data
-    return save(
-        path,
-        {"model": spec.name, "config": config, "state_dict": dict(model.state_dict())},
-        kind="model",
-    )
+def _pgen_version() -> str:
+    package = sys.modules.get(__name__.rpartition(".")[0])
+    return str(getattr(package, "__version__", "unknown"))
 
 
-def load_model(path: str | Path) -> torch.nn.Module:
-    """Rebuild a model saved by :func:`save_model` (in eval mode)."""
-    from .models import registry
-
-    state = load(path, kind="model")
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        spec = registry.get(state["model"])
-        model = spec.cls(**state["config"])
-        model.load_state_dict(state["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise CheckpointError(f"{path} does not describe a model this pgen can build: {error}") from error
-    return model.eval()
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    _atomic_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    return path
+
+
+def read_json(path: str | Path, *, what: str = "file") -> Any:
+    """Read a JSON file; a missing file is ``FileNotFoundError``, invalid JSON a
+    ``ValueError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+
+
+def check_writable(folder: str | Path, *, what: str = "folder") -> Path:
+    """Create ``folder`` if needed and check that files can be written in it, before any
+    work is done; raise an ``OSError`` that names the folder and the reason."""
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "it exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".pgen-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise type(error)(
+            error.errno, f"{what} {folder} cannot be written: {error.strerror or error}"
+        ) from error
+    return folder
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporary files that interrupted atomic writes of ``path`` left behind
+    (``.NAME.*.tmp`` beside it). Call it only while holding the folder's lock."""
+    path = Path(path)
+    removed = []
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+class FolderLockedError(OSError):
+    """Another process holds the folder."""
+
+
+class FolderLock:
+    """An exclusive lock on a folder (``fcntl.flock`` on ``FOLDER/.pgen.lock``), held by
+    one process at a time and re-entrant within it: a run folder locked by ``pgen train``
+    can be locked again by the ``pgen.fit`` it calls. The lock file stays (it is empty
+    apart from the holder's pid); the lock itself ends with the process.
+    """
+
+    _held: dict[str, list] = {}  # resolved path -> [file object, count]
+
+    def __init__(self, folder: str | Path, *, purpose: str = "a pgen run folder"):
+        self.folder, self.purpose = Path(folder), purpose
+        self.path = self.folder / ".pgen.lock"
+        self.acquired = False
+
+    def acquire(self) -> FolderLock:
+        key = str(self.path.resolve())
+        held = self._held.get(key)
+        if held is not None:
+            held[1] += 1
+            self.acquired = True
+            return self
+        handle = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held
+        try:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no flock on this platform: no protection, but no failure
+            pass
+        except OSError as error:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise FolderLockedError(
+                errno.EBUSY,
+                f"{self.folder} is in use by another pgen process (pid {holder}), as "
+                f"{self.purpose}; wait for it to finish, or choose another folder",
+            ) from error
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._held[key] = [handle, 1]
+        self.acquired = True
+        return self
+
+    def release(self) -> None:
+        if not self.acquired:
+            return
+        self.acquired = False
+        key = str(self.path.resolve())
+        held = self._held.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del self._held[key]
+            held[0].close()  # closing the file releases the flock
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -69,14 +69,14 @@ def test_ebm_run_and_its_log_z_agrees_with_quadrature(tmp_path):
 
 def test_score_run_with_an_objective_flag(tmp_path, capsys):
     run = tmp_path / "score"
-    argv = ["train", "score", "--data", "moons", "--n", "200", "--hidden", "16", "--objective", "exact"]
+    argv = ["train", "score", "--data", "moons", "--n", "200", "--hidden", "16", "--matching", "exact"]
     assert main([*argv, "--steps", "10", "--out", str(run), "--no-progress"]) == 0
-    assert json.loads((run / "config.json").read_text())["model_args"]["objective"] == "exact"
+    assert json.loads((run / "config.json").read_text())["model_args"]["matching"] == "exact"
     for name in ("samples.png", "score_field.png", "chain.png"):
         assert (run / name).exists(), name
     assert main(["evaluate", str(run), "--no-progress"]) == 0
     m = _metrics(run)
-    assert m["objective"] == "exact" and m["log_likelihood"] is None and math.isfinite(m["score_matching"])
+    assert m["matching"] == "exact" and m["log_likelihood"] is None and math.isfinite(m["score_matching"])
     assert main(["sample", str(run), "-n", "7"]) == 0
     assert np.load(run / "samples.npz")["samples"].shape == (7, 2)
 

@@ -131,8 +131,8 @@ def test_only_plain_data_can_be_saved(tmp_path):
 def test_model_round_trip_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     vae = pgen.models.VAE(16, latent_dim=3, hidden=(8,), likelihood="gaussian")
-    pgen.io.save_model(tmp_path / "vae.pt", vae)
-    again = pgen.io.load_model(tmp_path / "vae.pt")
+    pgen.models.save_model(tmp_path / "vae.pt", vae)
+    again = pgen.models.load_model(tmp_path / "vae.pt")
     assert again.config == vae.config
     z = torch.randn(5, 3)
     x = torch.randn(5, 16)
@@ -140,4 +140,4 @@ def test_model_round_trip_gives_identical_outputs(tmp_path):
     torch.testing.assert_close(again.encode(x), vae.encode(x), rtol=0, atol=0)
     with pytest.raises(CheckpointError, match="'model' checkpoint was expected"):
         save(tmp_path / "other.pt", {}, kind="svi")
-        pgen.io.load_model(tmp_path / "other.pt")
+        pgen.models.load_model(tmp_path / "other.pt")

@@ -7,6 +7,7 @@ Example:
 
 from .datasets import DatasetInfo, info, load, names
 from .mnist import load_mnist_files, read_idx
+from .runconfig import BINARIZE, EVAL_SEED, Split, data_config, load_split, split_validation
 from .tabular import breast_cancer, eight_schools, synthetic_regression
 from .transforms import binarize, dequantize, dynamic_binarize, scale_to_unit, static_binarize
 from .validate import check_data, check_labels, check_same_length, check_unit_interval
@@ -16,6 +17,12 @@ __all__ = [
     "info",
     "names",
     "DatasetInfo",
+    "data_config",
+    "load_split",
+    "split_validation",
+    "Split",
+    "BINARIZE",
+    "EVAL_SEED",
     "read_idx",
     "breast_cancer",
     "eight_schools",

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checks import check_int
+from ..checks import check_float, check_int
 from ..eval.arviz import flat_parameters
 from .guides import GUIDES, make_guide, vi_posterior
 from .mcmc import KERNELS, sample
@@ -199,6 +199,96 @@ def _reference_draws(reference, model, args, kwargs, *, seed, exact, ref_options
     raise ValueError(f"reference must be 'nuts', 'exact' or a dict of draws; got {reference!r}")
 
 
+def _check_methods(methods) -> list[str]:
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    methods = list(methods)
+    if not methods:
+        raise ValueError(f"methods is empty; choose from {', '.join(METHODS)}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; allowed: {', '.join(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods lists a method twice: {methods}")
+    return methods
+
+
+def _run_mcmc(method, model, args, kwargs, settings) -> tuple[dict, Any, Any, dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run = sample(model, *args, kernel=method, **settings["mcmc"], **kwargs)
+    row = {"ess_per_second": run.ess_per_second, "divergences": run.divergences}
+    return run.samples, run.inference_data, run, row
+
+
+def _run_vi(method, model, args, kwargs, settings) -> tuple[dict, Any, Any, dict]:
+    guide = make_guide(method, model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        svi = fit(
+            model, guide, None, model_args=tuple(args), model_kwargs=kwargs, jit=False, **settings["svi"]
+        )
+    post = vi_posterior(model, guide, tuple(args), kwargs, param_state=svi.param_state, **settings["draws"])
+    return post.samples, post.inference_data, (svi, post), {"elbo": post.elbo, "khat": post.khat}
+
+
+_COLUMNS = [
+    "kind",
+    "seconds",
+    "ess_per_second",
+    "divergences",
+    "elbo",
+    "khat",
+    "mean_abs_sme",
+    "max_abs_sme",
+    "mean_sd_ratio",
+    "min_sd_ratio",
+    "mean_w1",
+    "energy",
+    "coverage50",
+    "coverage90",
+]
+
+
+def _summary_row(per_param: list[dict], joint: dict) -> dict:
+    import pandas as pd
+
+    frame = pd.DataFrame(per_param)
+    return {
+        "mean_abs_sme": float(frame["sme"].abs().mean()),
+        "max_abs_sme": float(frame["sme"].abs().max()),
+        "mean_sd_ratio": float(frame["sd_ratio"].mean()),
+        "min_sd_ratio": float(frame["sd_ratio"].min()),
+        "mean_w1": float(frame["w1"].mean()),
+        "energy": joint["energy"],
+        "coverage50": float(frame["coverage50"].mean()),
+        "coverage90": float(frame["coverage90"].mean()),
+    }
+
+
+class _Table:
+    """The rows so far, as a :class:`Comparison` at any moment."""
+
+    def __init__(self, ref, ref_text):
+        self.rows, self.param_rows, self.pooled = [], [], {"reference": ref}
+        self.idatas, self.results, self.errors, self.ref_text = {}, {}, {}, ref_text
+
+    def comparison(self) -> Comparison:
+        import pandas as pd
+
+        columns = _COLUMNS + (["error"] if self.errors else [])
+        table = pd.DataFrame(self.rows).set_index("method").reindex(columns=columns)
+        return Comparison(
+            table,
+            pd.DataFrame(self.param_rows),
+            self.pooled,
+            self.idatas,
+            self.results,
+            self.ref_text,
+            self.errors,
+        )
+
+
 def compare(
     model: Callable,
     *args,
@@ -217,6 +307,7 @@ def compare(
     num_draws: int = 2000,
     reference_options: Mapping | None = None,
     progress: bool = True,
+    on_result: Callable[[Comparison], None] | None = None,
     **kwargs,
 ) -> Comparison:
     """Run several inference methods on ``model(*args, **kwargs)`` and compare them.
@@ -238,6 +329,10 @@ def compare(
         num_draws: draws from each fitted guide (and for its k-hat).
         reference_options: overrides for the reference NUTS run (e.g. ``{"draws": 5000}``).
         progress: progress bars.
+        on_result: called with the comparison so far after each method, e.g. to write
+            the table as it grows (a long comparison stopped midway keeps its rows).
+
+    Every argument is checked before the reference run starts.
 
     Returns:
         A :class:`Comparison`. A method that fails (e.g. Laplace at a degenerate mode)
@@ -247,19 +342,27 @@ def compare(
         >>> cmp = pgen.compare(model, X, y=y, methods=["nuts", "meanfield", "fullrank"])
         >>> print(cmp.to_markdown())
     """
-    import pandas as pd
-
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    methods = list(methods)
-    if not methods:
-        raise ValueError(f"methods is empty; choose from {', '.join(METHODS)}")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; allowed: {', '.join(METHODS)}")
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"methods lists a method twice: {methods}")
+    methods = _check_methods(methods)
     seed = check_int("seed", seed, minimum=0)
+    settings = {
+        "mcmc": {
+            "chains": check_int("chains", chains, minimum=1),
+            "warmup": check_int("warmup", warmup, minimum=0),
+            "draws": check_int("draws", draws, minimum=1),
+            "seed": seed,
+            "jit": bool(jit),
+            "progress": progress,
+        },
+        "svi": {
+            "steps": check_int("steps", steps, minimum=1),
+            "lr": check_float("lr", lr, positive=True),
+            "lr_final": check_float("lr_final", lr_final, positive=True),
+            "num_particles": check_int("num_particles", num_particles, minimum=1),
+            "seed": seed,
+            "progress": progress,
+        },
+        "draws": {"num_draws": check_int("num_draws", num_draws, minimum=2), "seed": seed},
+    }
     rng = np.random.default_rng(seed)
     ref, ref_text = _reference_draws(
         reference,
@@ -271,97 +374,24 @@ def compare(
         ref_options=dict(reference_options or {}),
         progress=progress,
     )
-    rows, param_rows, pooled, idatas, results, errors = [], [], {"reference": ref}, {}, {}, {}
+    table = _Table(ref, ref_text)
     for method in methods:
         row = {"method": method, "kind": "mcmc" if method in KERNELS else "vi"}
         start = time.perf_counter()
         try:
-            if method in KERNELS:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    run = sample(
-                        model,
-                        *args,
-                        kernel=method,
-                        chains=chains,
-                        warmup=warmup,
-                        draws=draws,
-                        seed=seed,
-                        jit=jit,
-                        progress=progress,
-                        **kwargs,
-                    )
-                row["seconds"] = time.perf_counter() - start
-                row.update(ess_per_second=run.ess_per_second, divergences=run.divergences)
-                samples, idatas[method], results[method] = run.samples, run.inference_data, run
-            else:
-                guide = make_guide(method, model)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    svi = fit(
-                        model,
-                        guide,
-                        None,
-                        model_args=tuple(args),
-                        model_kwargs=kwargs,
-                        steps=steps,
-                        lr=lr,
-                        lr_final=lr_final,
-                        num_particles=num_particles,
-                        seed=seed,
-                        progress=progress,
-                        jit=False,
-                    )
-                row["seconds"] = time.perf_counter() - start
-                post = vi_posterior(
-                    model,
-                    guide,
-                    tuple(args),
-                    kwargs,
-                    num_draws=num_draws,
-                    seed=seed,
-                    param_state=svi.param_state,
-                )
-                row.update(elbo=post.elbo, khat=post.khat)
-                samples, idatas[method], results[method] = post.samples, post.inference_data, (svi, post)
+            run = _run_mcmc if method in KERNELS else _run_vi
+            samples, table.idatas[method], table.results[method], extra = run(
+                method, model, args, kwargs, settings
+            )
         except Exception as error:  # one failing method must not stop the comparison
-            errors[method] = f"{type(error).__name__}: {error}"
-            row["error"] = errors[method]
-            rows.append(row)
-            continue
-        pooled[method] = _pooled(samples)
-        per_param, joint = _metrics(pooled[method], ref, rng)
-        for r in per_param:
-            param_rows.append({"method": method, **r})
-        frame = pd.DataFrame(per_param)
-        row.update(
-            mean_abs_sme=float(frame["sme"].abs().mean()),
-            max_abs_sme=float(frame["sme"].abs().max()),
-            mean_sd_ratio=float(frame["sd_ratio"].mean()),
-            min_sd_ratio=float(frame["sd_ratio"].min()),
-            mean_w1=float(frame["w1"].mean()),
-            energy=joint["energy"],
-            coverage50=float(frame["coverage50"].mean()),
-            coverage90=float(frame["coverage90"].mean()),
-        )
-        rows.append(row)
-    columns = [
-        "kind",
-        "seconds",
-        "ess_per_second",
-        "divergences",
-        "elbo",
-        "khat",
-        "mean_abs_sme",
-        "max_abs_sme",
-        "mean_sd_ratio",
-        "min_sd_ratio",
-        "mean_w1",
-        "energy",
-        "coverage50",
-        "coverage90",
-    ]
-    if errors:
-        columns.append("error")
-    table = pd.DataFrame(rows).set_index("method").reindex(columns=columns)
-    return Comparison(table, pd.DataFrame(param_rows), pooled, idatas, results, ref_text, errors)
+            table.errors[method] = row["error"] = f"{type(error).__name__}: {error}"
+        else:
+            row.update(seconds=time.perf_counter() - start, **extra)
+            table.pooled[method] = _pooled(samples)
+            per_param, joint = _metrics(table.pooled[method], ref, rng)
+            table.param_rows.extend({"method": method, **r} for r in per_param)
+            row.update(_summary_row(per_param, joint))
+        table.rows.append(row)
+        if on_result is not None:
+            on_result(table.comparison())
+    return table.comparison()

@@ -9,15 +9,19 @@ the CLI uses. Energy-based models: ``BoltzmannMachine``, ``EnergyMLP`` and ``Pro
 (``pgen.models.rbm``), trained by persistent contrastive divergence and sampled by the
 MCMC engine's Gibbs kernels, and ``ScoreModel`` (``pgen.models.score``), trained by
 score matching through ``pgen.fit`` and sampled by annealed Langevin dynamics.
+
+What a model may provide is declared in :mod:`pgen.models.protocols`; models are saved
+and rebuilt by :func:`save_model` and :func:`load_model`.
 """
 
-from . import nets, registry
+from . import nets, protocols, registry
 from .cvae import CVAE, Baseline
 from .diffusion import Diffusion
 from .ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
 from .made import MADE, AutoregressiveVAE
 from .ppca import PPCA
 from .rbm import RBM
+from .registry import load_model, save_model
 from .score import ScoreModel
 from .ssvae import SSVAE
 from .vae import VAE
@@ -38,4 +42,7 @@ __all__ = [
     "SSVAE",
     "nets",
     "registry",
+    "protocols",
+    "save_model",
+    "load_model",
 ]

@@ -25,15 +25,14 @@ for the CLI's ``pgen compare``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
 
-from ..checks import check_choice, check_float, check_int
+from ..checks import check_float, check_int
 from ..data.validate import check_data
 
 __all__ = [
@@ -287,85 +286,4 @@ class CorrelatedGaussian:
         return 1.0 / torch.linalg.inv(self.cov.double()).diagonal()
 
 
-# --------------------------------------------------------------------------- problems
-
-
-@dataclass
-class BayesProblem:
-    """A model with its data, ready for :func:`pgen.sample`, :func:`pgen.fit` or
-    :func:`pgen.compare`.
-
-    Attributes:
-        name: the problem's name.
-        model: the Pyro model.
-        args: the model's positional arguments (its data).
-        description: one line on what it is.
-        exact: the exact posterior where known, else ``None``.
-        log_evidence: the exact log evidence where known.
-    """
-
-    name: str
-    model: Callable
-    args: tuple
-    description: str
-    exact: GaussianPosterior | None = None
-    log_evidence: float | None = None
-    kwargs: dict = field(default_factory=dict)
-
-
-PROBLEMS = (
-    "linreg",
-    "logreg",
-    "eight_schools",
-    "eight_schools_noncentered",
-    "random_walk",
-    "correlated_gaussian",
-)
-
-
-def problem(name: str, *, seed: int = 0) -> BayesProblem:
-    """A named :class:`BayesProblem`: one of :data:`PROBLEMS`.
-
-    ``linreg``: 50 points, 3 uncentred covariates (exact posterior and evidence);
-    ``logreg``: breast cancer (569 x 30, standardized); ``eight_schools`` and
-    ``eight_schools_noncentered``; ``random_walk``: 20 steps (exact posterior);
-    ``correlated_gaussian``: 2-D, correlation 0.9 (exact).
-    """
-    name = check_choice("problem", name, PROBLEMS)
-    if name == "linreg":
-        m = LinearRegression()
-        from ..data.tabular import synthetic_regression
-
-        x, y, _ = synthetic_regression(50, 3, seed=seed)
-        return BayesProblem(
-            name,
-            m.model,
-            (x,),
-            "conjugate linear regression, 50 x 3 uncentred covariates",
-            m.exact_posterior(x, y),
-            m.log_evidence(x, y),
-            {"y": y},
-        )
-    if name == "logreg":
-        from ..data.tabular import breast_cancer
-
-        x, y = breast_cancer()
-        m = LogisticRegression()
-        return BayesProblem(
-            name, m.model, (x,), "logistic regression, breast cancer 569 x 30", kwargs={"y": y}
-        )
-    if name.startswith("eight_schools"):
-        from ..data.tabular import eight_schools
-
-        sigma, y = eight_schools()
-        m = EightSchools(centered=name == "eight_schools")
-        kind = "centred" if m.centered else "non-centred"
-        return BayesProblem(name, m.model, (sigma,), f"eight schools, {kind}", kwargs={"y": y})
-    if name == "random_walk":
-        m = RandomWalk()
-        y = RandomWalk.simulate(20, seed=seed)
-        return BayesProblem(
-            name, m.model, (y,), "Gaussian random walk in noise, 20 steps", m.exact_posterior(y)
-        )
-    m = CorrelatedGaussian()
-    return BayesProblem(name, m.model, (), "2-D Gaussian, correlation 0.9", m.exact_posterior())
+from .problems import PROBLEMS, BayesProblem, problem  # noqa: E402  (the named problems use the classes above)

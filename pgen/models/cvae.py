@@ -42,205 +42,32 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import pyro
 import pyro.distributions as dist
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from ..checks import check_choice, check_int, check_int_tuple
-from ..data.validate import check_data, check_labels, check_same_length, check_unit_interval
 from . import registry
+from .conditioning import QUADRANT_ORDER, TASKS, Conditioning, quadrant_mask
 from .nets import ACTIVATIONS, MLP, GaussianEncoder
+from .protocols import configured
 from .vae import _Decoder
 
 __all__ = ["CVAE", "Baseline", "quadrant_mask", "TASKS", "QUADRANT_ORDER"]
 
-TASKS = ("class", "inpaint", "vector")
-QUADRANT_ORDER = ("bottom-left", "bottom-right", "top-left", "top-right")
+
+def _data_args(x, y):
+    """``data_dim``, and ``num_classes`` from integer labels (which must be 0..C-1)."""
+    out = {"data_dim": registry.flat_size(x)}
+    if y is not None and not torch.as_tensor(y).is_floating_point():
+        out["num_classes"] = registry.class_count(y)
+    return out
 
 
-def quadrant_mask(image_shape: tuple[int, int], quadrants: int) -> torch.Tensor:
-    """Boolean mask over the flattened pixels, ``True`` where observed.
-
-    Args:
-        image_shape: ``(rows, cols)``, both even.
-        quadrants: how many quadrants are observed (1, 2 or 3), taken in the order of
-            :data:`QUADRANT_ORDER`.
-    """
-    rows, cols = (check_int("image_shape", s, minimum=2) for s in image_shape)
-    if rows % 2 or cols % 2:
-        raise ValueError(f"image_shape must have even sides to split into quadrants, got {(rows, cols)}")
-    quadrants = check_int("quadrants", quadrants, minimum=1)
-    if quadrants > 3:
-        raise ValueError(
-            f"quadrants must be 1, 2 or 3 (observing all 4 leaves nothing to in-paint), got {quadrants}"
-        )
-    mask = torch.zeros(rows, cols, dtype=torch.bool)
-    h, w = rows // 2, cols // 2
-    blocks = {
-        "bottom-left": (slice(h, rows), slice(0, w)),
-        "bottom-right": (slice(h, rows), slice(w, cols)),
-        "top-left": (slice(0, h), slice(0, w)),
-    }
-    for name in QUADRANT_ORDER[:quadrants]:
-        mask[blocks[name]] = True
-    return mask.reshape(-1)
-
-
-def _check_mask(mask, data_dim: int) -> torch.Tensor:
-    """A user's observed-pixel mask: ``data_dim`` booleans (or 0/1), some observed and
-    some hidden."""
-    mask = torch.as_tensor(mask)
-    if mask.dtype != torch.bool:
-        if mask.is_floating_point() or not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError("mask must hold booleans (or 0/1): True where a pixel is observed")
-        mask = mask.bool()
-    if mask.shape != (data_dim,):
-        raise ValueError(f"mask has shape {tuple(mask.shape)}; expected ({data_dim},), one entry per pixel")
-    if bool(mask.all()):
-        raise ValueError("mask observes every pixel: nothing is left to in-paint")
-    if not bool(mask.any()):
-        raise ValueError("mask hides every pixel: there is nothing to condition on (that is a plain VAE)")
-    return mask
-
-
-class _Conditioning(nn.Module):
-    """What a task's ``y`` becomes inside the networks, and how images split into
-    ``(x, y)``. Shared by :class:`CVAE` and :class:`Baseline`."""
-
-    conditional = True  # their likelihood is log p(x | y)
-
-    def _setup_task(self, data_dim, task, num_classes, cond_dim, quadrants, image_shape, mask=None):
-        self.task = check_choice("task", task, TASKS)
-        data_dim = check_int("data_dim", data_dim, minimum=1)
-        self.num_classes = None
-        self.image_shape = None
-        if task == "class":
-            if num_classes is None:
-                raise ValueError("task='class' needs num_classes (the number of labels)")
-            self.num_classes = check_int("num_classes", num_classes, minimum=2)
-            cond, target = self.num_classes, data_dim
-            self.register_buffer("mask", torch.zeros(0, dtype=torch.bool), persistent=False)
-        elif task == "inpaint":
-            if image_shape is None:
-                side = math.isqrt(data_dim)
-                if side * side != data_dim:
-                    raise ValueError(
-                        f"data_dim={data_dim} is not a square image; pass image_shape=(rows, cols)"
-                    )
-                image_shape = (side, side)
-            self.image_shape = tuple(check_int_tuple("image_shape", image_shape))
-            if len(self.image_shape) != 2 or self.image_shape[0] * self.image_shape[1] != data_dim:
-                raise ValueError(f"image_shape {image_shape} does not hold data_dim={data_dim} pixels")
-            if mask is None:
-                mask = quadrant_mask(self.image_shape, quadrants)
-            else:
-                mask = _check_mask(mask, data_dim)
-            self.register_buffer("mask", mask, persistent=False)
-            cond = int(self.mask.sum())
-            target = data_dim - cond
-        else:
-            if cond_dim is None:
-                raise ValueError("task='vector' needs cond_dim (the number of features of y)")
-            cond, target = check_int("cond_dim", cond_dim, minimum=1), data_dim
-            self.register_buffer("mask", torch.zeros(0, dtype=torch.bool), persistent=False)
-        self.data_dim, self.cond_dim, self.target_dim = data_dim, cond, target
-        self.task_config = {
-            "data_dim": data_dim,
-            "task": task,
-            "num_classes": self.num_classes if task == "class" else num_classes,
-            "cond_dim": cond_dim,
-            "quadrants": int(quadrants),
-            "image_shape": None if image_shape is None else list(image_shape),
-            "mask": None if mask is None else self.mask.int().tolist(),
-        }
-        return cond, target
-
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        """The shape of one output ``x``: the hidden pixels for ``inpaint``."""
-        return (self.target_dim,)
-
-    def condition(self, y: torch.Tensor) -> torch.Tensor:
-        """``y`` as the networks see it: one-hot labels, or the features as floats."""
-        if self.task == "class":
-            y = check_labels(y, name="y", num_classes=self.num_classes)
-            return F.one_hot(y, self.num_classes).to(self._zero.dtype)
-        y = torch.as_tensor(y)
-        if y.dim() < 1 or y.shape[-1] != self.cond_dim:
-            what = "observed pixels" if self.task == "inpaint" else "features"
-            raise ValueError(f"y has shape {tuple(y.shape)}; expected (..., {self.cond_dim}) {what}")
-        return y.to(self._zero.dtype)
-
-    def prepare_data(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, train: bool = True):
-        """``(x, y)`` for this task from a dataset's ``(images, labels)``: the labels
-        for ``class``, ``(hidden pixels, observed pixels)`` for ``inpaint``. Every split
-        (``train`` or not) is prepared alike."""
-        if self.task == "class":
-            if labels is None:
-                raise ValueError("task='class' needs the labels of the images")
-            return images, labels
-        if self.task == "inpaint":
-            return self.split(images)
-        if labels is None:
-            raise ValueError("task='vector' needs the condition vectors y")
-        return images, labels
-
-    def split(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``inpaint``: flattened images ``(n, data_dim)`` -> ``(hidden, observed)``."""
-        self._need_inpaint("split")
-        images = torch.as_tensor(images)
-        if images.shape[-1] != self.data_dim:
-            raise ValueError(f"images have shape {tuple(images.shape)}; expected (..., {self.data_dim})")
-        return images[..., ~self.mask], images[..., self.mask]
-
-    def merge(self, hidden: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        """``inpaint``: put hidden and observed pixels back into flattened images."""
-        self._need_inpaint("merge")
-        shape = torch.broadcast_shapes(hidden.shape[:-1], observed.shape[:-1])
-        out = hidden.new_zeros(*shape, self.data_dim)
-        out[..., ~self.mask] = hidden
-        out[..., self.mask] = observed.to(hidden.dtype)
-        return out
-
-    def _need_inpaint(self, what):
-        if self.task != "inpaint":
-            raise ValueError(f"{what} is for task='inpaint'; this model's task is {self.task!r}")
-
-    def validate_data(self, x: torch.Tensor, y=None, *, name: str = "x") -> None:
-        """Raise ``ValueError`` if ``(x, y)`` is not data this model can fit."""
-        x = check_data(x, name=name, event_shape=self.event_shape)
-        if self.likelihood == "bernoulli":
-            check_unit_interval(x, name=name, binary=True)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} is conditional: fit it on (x, y) pairs, got no y")
-        if self.task == "class":
-            check_labels(y, name="y", num_classes=self.num_classes, n=len(x))
-        else:
-            y = check_data(y, name="y", event_shape=(self.cond_dim,))
-            check_same_length(x=x, y=y)
-
-    def _n(self, x, y):
-        if y is None:
-            raise ValueError(f"{type(self).__name__}.model needs y, the condition (it is p(x | y))")
-        n = len(y)
-        if x is not None and x.shape[0] != n:
-            raise ValueError(f"x has {x.shape[0]} examples but y has {n}")
-        return n
-
-
-@registry.register(
-    "cvae",
-    data_args=lambda x, y: {
-        "data_dim": int(x[0].numel()),
-        **({"num_classes": int(y.max()) + 1} if y is not None and not y.is_floating_point() else {}),
-    },
-)
-class CVAE(_Conditioning):
+@registry.register("cvae", family="conditional", reads=("data_dim", "num_classes"), data_args=_data_args)
+class CVAE(Conditioning):
     """A conditional VAE: p(z|y) p(x|y,z) with the guide q(z|x,y); MLP networks.
 
     Args:
@@ -264,11 +91,10 @@ class CVAE(_Conditioning):
         >>> cvae = pgen.models.CVAE(784, task="inpaint", quadrants=1)
         >>> hidden, observed = cvae.prepare_data(x, labels)
         >>> pgen.fit(cvae.model, cvae.guide, (hidden, observed), epochs=30)
-        >>> completions = cvae.complete(x[:8], num=5, seed=0)   # (8, 5, 784)
+        >>> completions = cvae.complete(x[:8], n=5, seed=0)   # (8, 5, 784)
     """
 
-    uses_labels = True
-
+    @configured
     def __init__(
         self,
         data_dim: int,
@@ -291,14 +117,6 @@ class CVAE(_Conditioning):
         hidden = check_int_tuple("hidden", hidden)
         likelihood = check_choice("likelihood", likelihood, ("bernoulli", "gaussian"))
         activation = check_choice("activation", activation, ACTIVATIONS)
-        self.config = {
-            **self.task_config,
-            "latent_dim": latent_dim,
-            "hidden": list(hidden),
-            "conditional_prior": bool(conditional_prior),
-            "likelihood": likelihood,
-            "activation": activation,
-        }
         self.latent_dim, self.likelihood = latent_dim, likelihood
         self.conditional_prior = bool(conditional_prior)
         self.encoder = GaussianEncoder(target + cond, hidden, latent_dim, activation)
@@ -347,14 +165,14 @@ class CVAE(_Conditioning):
         return self.encoder(torch.cat([torch.as_tensor(x).to(c.dtype), c], dim=-1))
 
     @torch.no_grad()
-    def sample(self, y, *, num: int = 1, seed: int | None = None, mean: bool = True) -> torch.Tensor:
-        """Draw ``num`` outputs for each condition: ``z ~ p(z|y)``, then the mean of
-        p(x|y,z) (``mean=True``, what image grids show) or a draw from it.
+    def sample(self, n: int = 1, *, y, seed: int | None = None, mean: bool = True) -> torch.Tensor:
+        """Draw ``n`` outputs for each condition in ``y``: ``z ~ p(z|y)``, then the mean
+        of p(x|y,z) (``mean=True``, what image grids show) or a draw from it.
 
         Returns:
-            ``(len(y), num, target_dim)``.
+            ``(len(y), n, target_dim)``.
         """
-        num = check_int("num", num, minimum=1)
+        num = check_int("n", n, minimum=1)
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(check_int("seed", seed, minimum=0))
@@ -365,16 +183,16 @@ class CVAE(_Conditioning):
             return self.decoder.distribution(_cat(z, c)).sample()
 
     @torch.no_grad()
-    def complete(self, images: torch.Tensor, *, num: int = 5, seed: int | None = None) -> torch.Tensor:
-        """``inpaint``: ``num`` completions of each image's hidden quadrants from its
+    def complete(self, images: torch.Tensor, *, n: int = 5, seed: int | None = None) -> torch.Tensor:
+        """``inpaint``: ``n`` completions of each image's hidden quadrants from its
         observed ones (the observed pixels are kept; the hidden ones are the decoder's
         means).
 
         Returns:
-            ``(len(images), num, data_dim)``.
+            ``(len(images), n, data_dim)``.
         """
         _, observed = self.split(images)
-        hidden = self.sample(observed, num=num, seed=seed)
+        hidden = self.sample(n, y=observed, seed=seed)
         return self.merge(hidden, observed.unsqueeze(-2))
 
 
@@ -383,13 +201,9 @@ def _cat(z, c):
 
 
 @registry.register(
-    "cvae_baseline",
-    data_args=lambda x, y: {
-        "data_dim": int(x[0].numel()),
-        **({"num_classes": int(y.max()) + 1} if y is not None and not y.is_floating_point() else {}),
-    },
+    "cvae_baseline", family="conditional", reads=("data_dim", "num_classes"), data_args=_data_args
 )
-class Baseline(_Conditioning):
+class Baseline(Conditioning):
     r"""Sohn et al.'s deterministic baseline: :math:`x \mid y \sim \mathrm{Bernoulli}(f(y))`
     with an MLP :math:`f`, no latent variable (its guide is empty), so the conditional
     log-likelihood is exact and maximum likelihood is cross-entropy training.
@@ -397,9 +211,10 @@ class Baseline(_Conditioning):
     Args: as :class:`CVAE`, without the latent ones.
     """
 
-    uses_labels = True
     likelihood = "bernoulli"
+    stochastic = False
 
+    @configured
     def __init__(
         self,
         data_dim: int,
@@ -417,7 +232,6 @@ class Baseline(_Conditioning):
         cond, target = self._setup_task(data_dim, task, num_classes, cond_dim, quadrants, image_shape, mask)
         hidden = check_int_tuple("hidden", hidden)
         activation = check_choice("activation", activation, ACTIVATIONS)
-        self.config = {**self.task_config, "hidden": list(hidden), "activation": activation}
         self.net = MLP(cond, hidden, target, activation)
 
     def model(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None) -> torch.Tensor:
@@ -438,10 +252,10 @@ class Baseline(_Conditioning):
         return torch.sigmoid(self.net(self.condition(y)))
 
     @torch.no_grad()
-    def sample(self, y, *, num: int = 1, seed: int | None = None, mean: bool = True) -> torch.Tensor:
-        """The deterministic prediction f(y) (``mean=True``), or ``num`` Bernoulli draws
-        from it, ``(len(y), num, target_dim)``."""
-        num = check_int("num", num, minimum=1)
+    def sample(self, n: int = 1, *, y, seed: int | None = None, mean: bool = True) -> torch.Tensor:
+        """The deterministic prediction f(y), repeated ``n`` times (``mean=True``), or
+        ``n`` Bernoulli draws from it, ``(len(y), n, target_dim)``."""
+        num = check_int("n", n, minimum=1)
         probs = self.predict(y).unsqueeze(-2).expand(-1, num, -1)
         if mean:
             return probs
@@ -451,7 +265,7 @@ class Baseline(_Conditioning):
             return torch.bernoulli(probs)
 
     @torch.no_grad()
-    def complete(self, images: torch.Tensor, *, num: int = 1, seed: int | None = None) -> torch.Tensor:
-        """``inpaint``: the (single, deterministic) completion, repeated ``num`` times."""
+    def complete(self, images: torch.Tensor, *, n: int = 1, seed: int | None = None) -> torch.Tensor:
+        """``inpaint``: the (single, deterministic) completion, repeated ``n`` times."""
         _, observed = self.split(images)
-        return self.merge(self.sample(observed, num=num), observed.unsqueeze(-2))
+        return self.merge(self.sample(n, y=observed), observed.unsqueeze(-2))

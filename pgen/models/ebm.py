@@ -38,6 +38,7 @@ from ..data.validate import check_data
 from ..inference.contrastive import ContrastiveDivergence
 from ..inference.kernels.energy import PairwiseGibbs
 from . import registry
+from .protocols import EnergyModel, configured
 
 __all__ = ["BoltzmannMachine", "EnergyMLP", "ProductOfExperts", "check_spins"]
 
@@ -61,12 +62,12 @@ class BoltzmannMachine(nn.Module):
         dim: number of spins d.
     """
 
+    @configured
     def __init__(self, dim: int):
         super().__init__()
         self.dim = check_int("dim", dim, minimum=2)
         self.upper = nn.Parameter(torch.zeros(self.dim, self.dim))  # only the strict upper triangle is used
         self.bias = nn.Parameter(torch.zeros(self.dim))
-        self.config = {"dim": self.dim}
 
     @property
     def weight(self) -> torch.Tensor:
@@ -77,20 +78,20 @@ class BoltzmannMachine(nn.Module):
     def energy(self, y: torch.Tensor) -> torch.Tensor:
         return -0.5 * ((y @ self.weight) * y).sum(-1) - y @ self.bias
 
-    def model(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+    def model(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None):
         """Pyro model of spins ``x`` (``(examples, dim)`` of -1/1, or ``None`` to draw
         ``n``): the observed site ``obs`` holds the bits ``(x + 1) / 2`` under a uniform
         base, and the energy enters as a ``pyro.factor``, so the log density is
         :math:`-E(x) - d\\log 2` (Z left out). Returns the spins."""
         pyro.module("boltzmann", self)
         bits = None if x is None else (x + 1) / 2
-        with pyro.plate("data", n if x is None else x.shape[0]):
+        with pyro.plate("data", (n or 1) if x is None else x.shape[0]):
             bits = pyro.sample("obs", dist.Bernoulli(0.5 * torch.ones(self.dim)).to_event(1), obs=bits)
             spins = 2 * bits - 1
             pyro.factor("energy", -self.energy(spins))
         return spins
 
-    def guide(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+    def guide(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None):
         """No latent variables: the empty guide."""
 
     def validate_data(self, x, y=None, *, name: str = "x"):
@@ -127,8 +128,8 @@ class BoltzmannMachine(nn.Module):
         return -self.energy(y) - log_z
 
 
-@registry.register("ebm", data_args=lambda x, y: {"data_dim": int(x[0].numel())})
-class EnergyMLP(nn.Module):
+@registry.register("ebm", family="energy")
+class EnergyMLP(EnergyModel, nn.Module):
     r"""A continuous energy-based model :math:`p(x) \propto \mathcal N(x; 0, s^2 I)\,e^{-E_\theta(x)}`,
     :math:`E_\theta` an MLP; the wide Gaussian base (``base_scale`` s) keeps it normalizable.
 
@@ -145,8 +146,9 @@ class EnergyMLP(nn.Module):
         base_scale: s.
     """
 
-    chain_length_arg = "steps"  # the argument of sample() that `pgen sample --steps` sets
+    chain_length = "steps"  # the argument of sample() that sets the length of its chains
 
+    @configured
     def __init__(self, data_dim: int, hidden: tuple[int, ...] = (128, 128), base_scale: float = 10.0):
         super().__init__()
         self.data_dim = check_int("data_dim", data_dim, minimum=1)
@@ -156,7 +158,6 @@ class EnergyMLP(nn.Module):
         for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(a, b), nn.SiLU()]
         self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
-        self.config = {"data_dim": self.data_dim, "hidden": list(hidden), "base_scale": self.base_scale}
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """:math:`E_\\theta(x)` per row (without the base)."""
@@ -166,24 +167,28 @@ class EnergyMLP(nn.Module):
         """Minus the unnormalized log density, base included."""
         return self.energy(x) + 0.5 * (x**2).sum(-1) / self.base_scale**2
 
+    def log_unnormalized(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`\\log\\tilde p(x) = -E_\\theta(x) - |x|^2 / 2s^2` per row."""
+        return -self.total_energy(x)
+
     @property
     def event_shape(self) -> tuple[int, ...]:
         return (self.data_dim,)
 
-    def model(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+    def model(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None):
         """Pyro model: ``obs`` from the Gaussian base in ``pyro.plate("data")`` and the
         energy as a ``pyro.factor`` (log density :math:`-E_\\theta(x)` plus the base's,
         Z left out). With ``x=None`` it draws ``n`` points from the base; the factor
         weights them, and Langevin dynamics (:meth:`langevin_kernel`, :meth:`sample`)
         turns them into samples of the model."""
         pyro.module("energy", self)
-        with pyro.plate("data", n if x is None else x.shape[0]):
+        with pyro.plate("data", (n or 1) if x is None else x.shape[0]):
             base = dist.Normal(torch.zeros(self.data_dim), self.base_scale).to_event(1)
             x = pyro.sample("obs", base, obs=x)
             pyro.factor("energy", -self.energy(x))
         return x
 
-    def guide(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+    def guide(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None):
         """No latent variables: the empty guide."""
 
     def validate_data(self, x, y=None, *, name: str = "x"):

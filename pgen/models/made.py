@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from ..checks import check_choice, check_float, check_int, check_int_tuple
 from . import registry
 from .nets import ACTIVATIONS
+from .protocols import configured
 from .vae import VAE
 
 __all__ = ["MADE", "AutoregressiveBernoulli", "AutoregressiveVAE"]
@@ -162,7 +163,7 @@ class _MADEDecoder(nn.Module):
         return AutoregressiveBernoulli(self.made, z)._ancestral()[1]
 
 
-@registry.register("arvae", data_args=lambda x, y: {"data_dim": int(x[0].numel())})
+@registry.register("arvae", family="latent")
 class AutoregressiveVAE(VAE):
     """A VAE on binary data whose decoder is autoregressive (MADE):
     :math:`p(x|z) = \\prod_d p(x_d | x_{<d}, z)`.
@@ -185,6 +186,7 @@ class AutoregressiveVAE(VAE):
         >>> pgen.fit(m.model, m.guide, x, epochs=100)   # KL(q(z|x) || p(z)) -> about 0
     """
 
+    @configured
     def __init__(
         self,
         data_dim: int,
@@ -201,12 +203,3 @@ class AutoregressiveVAE(VAE):
         )
         made_hidden = check_int_tuple("made_hidden", made_hidden)
         self.decoder = _MADEDecoder(latent_dim, made_hidden, self.data_dim, activation)
-        self.config = {
-            "data_dim": self.data_dim,
-            "latent_dim": latent_dim,
-            "hidden": list(self.config["hidden"]),
-            "made_hidden": list(made_hidden),
-            "beta": self.beta,
-            "activation": activation,
-            "likelihood": likelihood,
-        }

@@ -37,6 +37,8 @@ from torch.nn import functional as F
 from ..checks import check_float, check_int
 from ..data.validate import check_data
 from . import registry
+from .latent import LatentVariableModel
+from .protocols import ExactLikelihoodModel, configured
 
 __all__ = ["PPCA"]
 
@@ -45,8 +47,8 @@ def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
-@registry.register("ppca", data_args=lambda x, y: {"data_dim": int(x[0].numel())})
-class PPCA(nn.Module):
+@registry.register("ppca", family="latent")
+class PPCA(LatentVariableModel, ExactLikelihoodModel, nn.Module):
     """Probabilistic PCA with a learnable linear guide and the exact posterior.
 
     Args:
@@ -55,6 +57,7 @@ class PPCA(nn.Module):
         sigma: initial noise standard deviation (> 0); learned.
     """
 
+    @configured
     def __init__(self, data_dim: int, latent_dim: int = 2, sigma: float = 1.0):
         super().__init__()
         data_dim = check_int("data_dim", data_dim, minimum=2)
@@ -62,7 +65,6 @@ class PPCA(nn.Module):
         if latent_dim >= data_dim:
             raise ValueError(f"latent_dim must be < data_dim={data_dim}, got {latent_dim}")
         sigma = check_float("sigma", sigma, positive=True)
-        self.config = {"data_dim": data_dim, "latent_dim": latent_dim, "sigma": sigma}
         self.data_dim, self.latent_dim = data_dim, latent_dim
         self.generative = nn.ParameterDict(
             {
@@ -123,6 +125,33 @@ class PPCA(nn.Module):
         loc, cov = self.posterior(x)
         with pyro.plate("data", x.shape[0]):
             return pyro.sample("z", dist.MultivariateNormal(loc, covariance_matrix=cov))
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of the amortized guide q(z|x)."""
+        x = torch.as_tensor(x, dtype=self.bias.dtype)
+        if x.shape[-1:] != self.event_shape:
+            raise ValueError(f"x has shape {tuple(x.shape)}; expected (..., {self.data_dim})")
+        loc = self.inference["loc"](x)
+        return loc, (F.softplus(self.inference.raw_scale) + 1e-4).expand_as(loc)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x|z), :math:`W z + \\mu`."""
+        z = torch.as_tensor(z, dtype=self.bias.dtype)
+        if z.shape[-1] != self.latent_dim:
+            raise ValueError(f"z has shape {tuple(z.shape)}; expected (..., {self.latent_dim})")
+        return z @ self.weight.T + self.bias
+
+    @torch.no_grad()
+    def sample(self, n: int, *, seed: int | None = None, mean: bool = True) -> torch.Tensor:
+        """``n`` examples: the mean of p(x|z) for z ~ N(0, I) (``mean=True``), or draws of x."""
+        n = check_int("n", n, minimum=1)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(check_int("seed", seed, minimum=0))
+            loc = self.decode(torch.randn(n, self.latent_dim, dtype=self.bias.dtype))
+            return loc if mean else loc + self.sigma * torch.randn_like(loc)
 
     def covariance(self) -> torch.Tensor:
         """The marginal covariance :math:`W W^T + \\sigma^2 I`."""

@@ -26,11 +26,13 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..checks import check_choice, check_float, check_int
 from ..inference.contrastive import ContrastiveDivergence
 from ..inference.kernels.energy import RBMGibbs
 from . import registry
+from .protocols import EnergyModel, configured
 
 __all__ = ["RBM", "ais_log_partition", "raise_log_likelihood", "exact_log_partition", "check_binary"]
 
@@ -51,8 +53,10 @@ def check_binary(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     return x.to(torch.get_default_dtype())
 
 
-@registry.register("rbm", data_args=lambda x, y: {"visible": int(x[0].numel())})
-class RBM(nn.Module):
+@registry.register(
+    "rbm", family="boltzmann", reads=("visible",), data_args=lambda x, y: {"visible": registry.flat_size(x)}
+)
+class RBM(EnergyModel, nn.Module):
     """A binary RBM.
 
     Args:
@@ -61,9 +65,10 @@ class RBM(nn.Module):
         init_scale: standard deviation of the initial weights (Hinton's guide: 0.01).
     """
 
-    chain_length_arg = "sweeps"  # the argument of sample() that `pgen sample --steps` sets
-    sample_from_data = True  # run folders start its chains at test images (see the README)
+    chain_length = "sweeps"  # the argument of sample() that sets the length of its chains
+    chains_start_at_data = True  # Gibbs from noise can stay in an improbable region (README)
 
+    @configured
     def __init__(self, visible: int, hidden: int = 500, init_scale: float = 0.01):
         super().__init__()
         self.visible = check_int("visible", visible, minimum=1)
@@ -72,7 +77,6 @@ class RBM(nn.Module):
         self.weight = nn.Parameter(init_scale * torch.randn(self.visible, self.hidden))
         self.visible_bias = nn.Parameter(torch.zeros(self.visible))
         self.hidden_bias = nn.Parameter(torch.zeros(self.hidden))
-        self.config = {"visible": self.visible, "hidden": self.hidden, "init_scale": init_scale}
 
     # ---------------------------------------------------------------- densities
 
@@ -86,6 +90,10 @@ class RBM(nn.Module):
     def hidden_probs(self, v: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(v @ self.weight + self.hidden_bias)
 
+    def log_unnormalized(self, v: torch.Tensor) -> torch.Tensor:
+        """:math:`\\log\\tilde p(v) = -F(v)` per row (the hidden units summed out)."""
+        return -self.free_energy(v)
+
     def log_prob(self, v: torch.Tensor, log_partition: float) -> torch.Tensor:
         """:math:`\\log p(v) = -F(v) - \\log Z` with a given :math:`\\log Z`."""
         return -self.free_energy(v) - log_partition
@@ -94,19 +102,19 @@ class RBM(nn.Module):
     def event_shape(self) -> tuple[int, ...]:
         return (self.visible,)
 
-    def model(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+    def model(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None):
         r"""The RBM as a Pyro model: ``obs`` ~ uniform bits in ``pyro.plate("data")`` and
         the free energy as a ``pyro.factor``, so the model's log density is
         :math:`\log\tilde p(v) = -F(v) - V\log 2` (Z left out). With ``x=None`` it draws
         ``n`` vectors from the uniform base; the factor weights them, and MCMC
         (:meth:`gibbs_kernel`, :meth:`sample`) turns them into samples of the RBM."""
         pyro.module("rbm", self)
-        with pyro.plate("data", n if x is None else x.shape[0]):
+        with pyro.plate("data", (n or 1) if x is None else x.shape[0]):
             v = pyro.sample("obs", dist.Bernoulli(0.5 * torch.ones(self.visible)).to_event(1), obs=x)
             pyro.factor("free_energy", -self.free_energy(v))
         return v
 
-    def guide(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+    def guide(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None):
         """No latent variables (the hidden units are summed out): the empty guide."""
 
     def validate_data(self, x, y=None, *, name: str = "x"):
@@ -199,6 +207,7 @@ def ais_log_partition(
     base_visible_bias: torch.Tensor | None = None,
     seed: int = 0,
     trace_every: int = 0,
+    progress: bool = False,
 ) -> dict:
     r"""Annealed importance sampling of :math:`\log Z` (Salakhutdinov & Murray 2008).
 
@@ -214,7 +223,8 @@ def ais_log_partition(
         ``{"log_z", "log_z_se"}`` (the standard error of the log-mean of the importance
         weights, by the delta method), ``"log_weights"`` per chain, and with
         ``trace_every`` > 0, ``"trace"``: the estimate after every ``trace_every``
-        intermediate distributions, for a convergence plot.
+        intermediate distributions, for a convergence plot. ``progress`` shows a bar
+        over the intermediate distributions.
     """
     num_chains = check_int("num_chains", num_chains, minimum=1)
     num_betas = check_int("num_betas", num_betas, minimum=4)
@@ -227,7 +237,7 @@ def ais_log_partition(
     ).double()
     log_w = torch.zeros(num_chains, dtype=torch.float64)
     trace = []
-    for i in range(1, num_betas):
+    for i in tqdm(range(1, num_betas), disable=not progress, desc="AIS", unit="beta", mininterval=1.0):
         beta, prev = betas[i], betas[i - 1]
         log_w += path.log_f(v, beta) - path.log_f(v, prev)
         v = path.sweep(v, beta, g)
@@ -250,6 +260,7 @@ def raise_log_likelihood(
     num_betas: int = 10000,
     base_visible_bias: torch.Tensor | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> torch.Tensor:
     r"""Reverse annealed importance sampling (RAISE; Burda, Grosse & Salakhutdinov 2015):
     a conservative estimate of :math:`\log p(x)` for each row of ``x``, needing no
@@ -270,7 +281,8 @@ def raise_log_likelihood(
     high: the two bracket the test log-likelihood.
 
     Returns:
-        ``(n,)`` estimates, one reverse chain per example.
+        ``(n,)`` estimates, one reverse chain per example (``progress``: a bar over the
+        intermediate distributions).
     """
     x = check_binary(x)
     if x.shape[1] != rbm.visible:
@@ -282,7 +294,8 @@ def raise_log_likelihood(
     betas = _beta_schedule(num_betas)
     v = x.double()
     log_q = torch.zeros(len(v), dtype=torch.float64)
-    for k in range(num_betas - 1, 0, -1):  # v holds v_k; draw v_{k-1} ~ T_k(. | v_k)
+    steps = tqdm(range(num_betas - 1, 0, -1), disable=not progress, desc="RAISE", unit="beta", mininterval=1)
+    for k in steps:  # v holds v_k; draw v_{k-1} ~ T_k(. | v_k)
         beta = betas[k]
         log_q += path.log_f(v, beta)
         v = path.sweep(v, beta, g)

@@ -36,10 +36,11 @@ from torch.distributions import constraints
 from ..checks import check_choice, check_float, check_int, check_int_tuple
 from ..data.validate import check_data
 from . import registry
+from .protocols import ScoreBasedModel, configured
 
 __all__ = [
     "ScoreModel",
-    "SCORE_OBJECTIVES",
+    "MATCHING",
     "exact_score_matching",
     "score_and_trace",
     "sliced_score_matching",
@@ -47,7 +48,7 @@ __all__ = [
     "geometric_sigmas",
 ]
 
-SCORE_OBJECTIVES = ("exact", "sliced", "denoising")
+MATCHING = ("exact", "sliced", "denoising")  # the score-matching objectives (ScoreModel(matching=...))
 
 
 def score_and_trace(score_fn, x: torch.Tensor, *, create_graph: bool = True):
@@ -124,34 +125,36 @@ class _ScoreNet(nn.Module):
         return self.out(h) / sigma
 
 
-@registry.register("score", data_args=lambda x, y: {"data_dim": int(x[0].numel())})
-class ScoreModel(nn.Module):
+@registry.register("score", family="score")
+class ScoreModel(ScoreBasedModel, nn.Module):
     """A score model for real-valued data (2-D toys, flattened images).
 
     Args:
         data_dim: size of one example.
         hidden: MLP widths.
-        objective: ``"exact"``, ``"sliced"`` or ``"denoising"``.
+        matching: the score-matching objective: ``"exact"``, ``"sliced"`` or
+            ``"denoising"`` (the module docstring).
         sigmas: the noise ladder (decreasing); every objective trains on all of it (a
             level per example, weight sigma^2).
             Default: 10 levels from ``sigma_max`` to ``sigma_min``.
         sigma_max, sigma_min: the default ladder's ends (data units).
     """
 
-    chain_length_arg = "steps_per_level"  # the argument of sample() that `pgen sample --steps` sets
+    chain_length = "steps_per_level"  # the argument of sample() that sets the length of its chains
 
+    @configured
     def __init__(
         self,
         data_dim: int,
         hidden: tuple[int, ...] = (128, 128),
-        objective: Literal["exact", "sliced", "denoising"] = "denoising",
+        matching: Literal["exact", "sliced", "denoising"] = "denoising",
         sigmas: tuple[float, ...] | None = None,
         sigma_max: float = 1.0,
         sigma_min: float = 0.01,
     ):
         super().__init__()
         self.data_dim = check_int("data_dim", data_dim, minimum=1)
-        self.objective = check_choice("objective", objective, SCORE_OBJECTIVES)
+        self.matching = check_choice("matching", matching, MATCHING)
         hidden = check_int_tuple("hidden", hidden)
         sigmas = geometric_sigmas(sigma_max, sigma_min, 10) if sigmas is None else [float(s) for s in sigmas]
         if any(s <= 0 for s in sigmas) or any(a < b for a, b in zip(sigmas, sigmas[1:], strict=False)):
@@ -159,12 +162,6 @@ class ScoreModel(nn.Module):
         self.sigmas = sigmas
         self.net = _ScoreNet(self.data_dim, hidden)
         self.register_buffer("_sigma_table", torch.tensor(sigmas), persistent=False)
-        self.config = {
-            "data_dim": self.data_dim,
-            "hidden": list(hidden),
-            "objective": self.objective,
-            "sigmas": sigmas,
-        }
 
     def score(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         r""":math:`s_\theta(x, \sigma)` (``sigma`` a float or ``(n, 1)``; default the smallest)."""
@@ -182,11 +179,11 @@ class ScoreModel(nn.Module):
         sigma = self._sigma_table[idx].unsqueeze(-1).to(x.dtype)
         z = torch.randn_like(x)
         weight = sigma.squeeze(-1) ** 2
-        if self.objective == "denoising":
+        if self.matching == "denoising":
             return weight * denoising_score_matching(self.net, x, sigma, z)
         perturbed = x + sigma * z
         fn = lambda u: self.net(u, sigma)  # noqa: E731
-        if self.objective == "exact":
+        if self.matching == "exact":
             return weight * exact_score_matching(fn, perturbed)
         return weight * sliced_score_matching(fn, perturbed, torch.randn_like(x))
 
@@ -194,13 +191,14 @@ class ScoreModel(nn.Module):
     def event_shape(self) -> tuple[int, ...]:
         return (self.data_dim,)
 
-    def model(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+    def model(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None):
         """With data: ``obs`` observed under an improper flat base (a score model has no
         normalized density) and minus the objective as a ``pyro.factor`` per example, so
         maximizing the "ELBO" minimizes score matching. With ``x=None``: ``n`` draws of
         annealed Langevin dynamics (:meth:`sampler`, default settings) as ``obs``."""
         pyro.module("score", self)
-        with pyro.plate("data", n if x is None else x.shape[0]):
+        n = (n or 1) if x is None else x.shape[0]
+        with pyro.plate("data", n):
             if x is None:
                 return pyro.sample("obs", dist.Delta(self._anneal(n), event_dim=1))
             flat = dist.ImproperUniform(constraints.real, (), (self.data_dim,))
@@ -208,7 +206,7 @@ class ScoreModel(nn.Module):
             pyro.factor("score_matching", -self.loss(x))
         return x
 
-    def guide(self, x: torch.Tensor | None = None, y=None, *, n: int = 1):
+    def guide(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None):
         """No latent variables: the empty guide."""
 
     @torch.no_grad()

@@ -54,6 +54,7 @@ from ..checks import check_choice, check_float, check_int, check_int_tuple
 from ..data.validate import check_data, check_same_length, check_unit_interval
 from . import registry
 from .nets import ACTIVATIONS, MLP, GaussianEncoder
+from .protocols import SemiSupervisedModel, configured
 from .vae import _Decoder
 
 __all__ = ["SSVAE", "Classifier", "hide_labels", "UNLABELLED"]
@@ -81,14 +82,15 @@ def hide_labels(y: torch.Tensor, keep: int, *, num_classes: int, seed: int = 0) 
     return out
 
 
-@registry.register(
-    "ssvae",
-    data_args=lambda x, y: {
-        "data_dim": int(x[0].numel()),
-        **({"num_classes": int(y.max()) + 1} if y is not None else {}),
-    },
-)
-class SSVAE(nn.Module):
+def _data_args(x, y):
+    out = {"data_dim": registry.flat_size(x)}
+    if y is not None:
+        out["num_classes"] = registry.class_count(y)
+    return out
+
+
+@registry.register("ssvae", family="semisupervised", reads=("data_dim", "num_classes"), data_args=_data_args)
+class SSVAE(SemiSupervisedModel, nn.Module):
     """M2: a VAE whose latent state is a class y (summed out when unlabelled) and z.
 
     Args:
@@ -113,9 +115,7 @@ class SSVAE(nn.Module):
         >>> (m.classify(x_test) == y_test).float().mean()
     """
 
-    uses_labels = True
-    objective = "enum"  # run folders train it with TraceEnum_ELBO
-
+    @configured
     def __init__(
         self,
         data_dim: int,
@@ -136,16 +136,6 @@ class SSVAE(nn.Module):
         if labels is not None:
             labels = check_int("labels", labels, minimum=num_classes)
         activation = check_choice("activation", activation, ACTIVATIONS)
-        self.config = {
-            "data_dim": data_dim,
-            "num_classes": num_classes,
-            "latent_dim": latent_dim,
-            "hidden": list(hidden),
-            "aux_weight": aux_weight,
-            "labels": labels,
-            "label_seed": check_int("label_seed", label_seed, minimum=0),
-            "activation": activation,
-        }
         self.data_dim, self.num_classes, self.latent_dim = data_dim, num_classes, latent_dim
         self.aux_weight, self.likelihood = aux_weight, "bernoulli"
         self.classifier = MLP(data_dim, hidden, num_classes, activation)

@@ -38,7 +38,9 @@ from torch.nn import functional as F
 from ..checks import check_choice, check_float, check_int, check_int_tuple
 from ..data.validate import check_data, check_unit_interval
 from . import registry
+from .latent import LatentVariableModel, lerp, slerp
 from .nets import ACTIVATIONS, MLP, GaussianEncoder
+from .protocols import configured
 
 __all__ = ["VAE", "lerp", "slerp"]
 
@@ -76,30 +78,8 @@ class _Decoder(nn.Module):
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
 
-def lerp(z_a: torch.Tensor, z_b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation ``(1 - t) z_a + t z_b`` (broadcasting)."""
-    return (1 - t) * z_a + t * z_b
-
-
-def slerp(z_a: torch.Tensor, z_b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    r"""Spherical interpolation (Shoemake 1985; White 2016) along the last dimension.
-
-    :math:`z_t = [\sin((1-t)\Omega)\, z_a + \sin(t\Omega)\, z_b] / \sin\Omega` with
-    :math:`\cos\Omega = \hat z_a \cdot \hat z_b`; falls back to :func:`lerp` where the
-    two are (anti)parallel. Between vectors of equal norm the norm stays constant.
-    """
-    cos = F.cosine_similarity(z_a, z_b, dim=-1).clamp(-1.0, 1.0).unsqueeze(-1)
-    omega = torch.arccos(cos)
-    sin = torch.sin(omega)
-    safe = sin.abs() > 1e-6
-    denom = torch.where(safe, sin, torch.ones_like(sin))
-    w_a = torch.where(safe, torch.sin((1 - t) * omega) / denom, 1 - t)
-    w_b = torch.where(safe, torch.sin(t * omega) / denom, t)
-    return w_a * z_a + w_b * z_b
-
-
-@registry.register("vae", data_args=lambda x, y: {"data_dim": int(x[0].numel())})
-class VAE(nn.Module):
+@registry.register("vae", family="latent")
+class VAE(LatentVariableModel, nn.Module):
     """A variational autoencoder with MLP encoder and decoder.
 
     Args:
@@ -120,6 +100,7 @@ class VAE(nn.Module):
         >>> images = vae.sample(64, seed=0)
     """
 
+    @configured
     def __init__(
         self,
         data_dim: int,
@@ -144,15 +125,6 @@ class VAE(nn.Module):
             sigma = check_float("sigma", sigma, positive=True)
         beta = check_float("beta", beta, positive=True)
         activation = check_choice("activation", activation, ACTIVATIONS)
-        self.config = {
-            "data_dim": data_dim,
-            "latent_dim": latent_dim,
-            "hidden": list(hidden),
-            "likelihood": likelihood,
-            "sigma": sigma,
-            "beta": beta,
-            "activation": activation,
-        }
         self.data_dim, self.latent_dim = data_dim, latent_dim
         self.likelihood, self.beta = likelihood, beta
         self.encoder = GaussianEncoder(data_dim, hidden, latent_dim, activation)
@@ -200,6 +172,9 @@ class VAE(nn.Module):
 
     # ---------------------------------------------------------------- helpers
 
+    def _decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder.mean(z)
+
     def _check_input(self, x: torch.Tensor, name: str) -> torch.Tensor:
         x = torch.as_tensor(x)
         if x.shape[-1:] != self.event_shape:
@@ -220,11 +195,6 @@ class VAE(nn.Module):
         return self.decoder.mean(z)
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean: ``decode(encode(x)[0])``."""
-        return self.decode(self.encode(x)[0])
-
-    @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None, mean: bool = True) -> torch.Tensor:
         """Generate ``n`` examples, shape ``(n, data_dim)``.
 
@@ -242,80 +212,6 @@ class VAE(nn.Module):
             if mean:
                 return self.decoder.mean(z)
             return self.decoder.distribution(z).sample()
-
-    @torch.no_grad()
-    def interpolate(
-        self,
-        x_a: torch.Tensor,
-        x_b: torch.Tensor,
-        steps: int = 8,
-        *,
-        method: Literal["linear", "spherical"] = "linear",
-    ) -> torch.Tensor:
-        r"""Decode a path between the encodings of ``x_a`` and ``x_b``.
-
-        ``linear``: :math:`z_t = (1-t) z_a + t z_b`. ``spherical`` (slerp; White 2016):
-        :math:`z_t = [\sin((1-t)\Omega) z_a + \sin(t\Omega) z_b] / \sin\Omega`
-        with :math:`\cos\Omega = \hat z_a \cdot \hat z_b`, which stays where a Gaussian
-        prior puts its mass in high dimension. :math:`z_a, z_b` are posterior means.
-
-        Args:
-            x_a, x_b: one example each ``(data_dim,)`` or matching batches ``(m, data_dim)``.
-            steps: points on the path, ends included (>= 2).
-            method: ``"linear"`` or ``"spherical"``.
-
-        Returns:
-            ``(steps, data_dim)``, or ``(m, steps, data_dim)`` for batches.
-        """
-        steps = check_int("steps", steps, minimum=2)
-        method = check_choice("method", method, ("linear", "spherical"))
-        z_a, z_b = self.encode(x_a)[0], self.encode(x_b)[0]
-        if z_a.shape != z_b.shape:
-            raise ValueError(
-                f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
-            )
-        t = torch.linspace(0.0, 1.0, steps, dtype=z_a.dtype)
-        path = lerp if method == "linear" else slerp
-        z = path(z_a.unsqueeze(-2), z_b.unsqueeze(-2), t[:, None])
-        return self.decoder.mean(z)
-
-    @torch.no_grad()
-    def traverse(
-        self,
-        x: torch.Tensor | None = None,
-        *,
-        dims=None,
-        values=None,
-    ) -> torch.Tensor:
-        r"""Latent traversals (Higgins et al. 2017): start from the posterior mean of ``x``
-        (one example; the prior mean 0 if ``None``), set one latent coordinate to each of
-        ``values`` with the others fixed, and decode.
-
-        Args:
-            x: one example ``(data_dim,)`` or ``None``.
-            dims: the latent coordinates to vary (default: all).
-            values: the values given to each (default: 9 points over ``[-3, 3]``).
-
-        Returns:
-            ``(len(dims), len(values), data_dim)``: row ``i`` varies ``dims[i]``.
-        """
-        dims = list(range(self.latent_dim)) if dims is None else [int(d) for d in dims]
-        bad = [d for d in dims if not 0 <= d < self.latent_dim]
-        if bad or not dims:
-            raise ValueError(f"dims must be latent coordinates in [0, {self.latent_dim}), got {dims}")
-        values = torch.linspace(-3.0, 3.0, 9) if values is None else torch.as_tensor(values)
-        values = values.to(self._zero.dtype).reshape(-1)
-        if x is None:
-            base = self._zero.new_zeros(self.latent_dim)
-        else:
-            x = self._check_input(x, "x")
-            if x.dim() != 1:
-                raise ValueError(f"traverse takes one example (data_dim,), got shape {tuple(x.shape)}")
-            base = self.encode(x)[0]
-        z = base.expand(len(dims), len(values), self.latent_dim).clone()
-        for row, d in enumerate(dims):
-            z[row, :, d] = values
-        return self.decoder.mean(z)
 
     @torch.no_grad()
     def rate_distortion(
@@ -343,20 +239,3 @@ class VAE(nn.Module):
             z = loc + scale * torch.randn(num_samples, *loc.shape, dtype=loc.dtype)
         distortion = -self.decoder.distribution(z).log_prob(x).mean(0)
         return float(rate.mean()), float(distortion.mean())
-
-    @torch.no_grad()
-    def manifold(self, n: int = 15, extent: float = 3.0) -> torch.Tensor:
-        """Decode an ``n x n`` grid of z over ``[-extent, extent]^2`` (2-D latent only).
-
-        Returns:
-            ``(n, n, data_dim)``; entry ``[i, j]`` decodes ``z = (grid[j], grid[n-1-i])``
-            so that, drawn as an image grid, z1 grows to the right and z2 upwards.
-        """
-        if self.latent_dim != 2:
-            raise ValueError(f"manifold needs latent_dim=2, this VAE has latent_dim={self.latent_dim}")
-        n = check_int("n", n, minimum=2)
-        extent = check_float("extent", extent, positive=True)
-        grid = torch.linspace(-extent, extent, n, dtype=self._zero.dtype)
-        z1 = grid.repeat(n)
-        z2 = grid.flip(0).repeat_interleave(n)
-        return self.decoder.mean(torch.stack([z1, z2], dim=1)).reshape(n, n, self.data_dim)

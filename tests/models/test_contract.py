@@ -43,7 +43,7 @@ FACTORIES = {
     "rbm": lambda: (pgen.models.RBM(12, 5), _binary(6, 12)),
     "ebm": lambda: (pgen.models.EnergyMLP(3, hidden=(8,)), torch.randn(6, 3)),
     "score": lambda: (
-        pgen.models.ScoreModel(3, hidden=(8,), objective="sliced", sigma_max=1.0, sigma_min=0.1),
+        pgen.models.ScoreModel(3, hidden=(8,), matching="sliced", sigma_max=1.0, sigma_min=0.1),
         torch.randn(6, 3),
     ),
     "ssvae": lambda: (
@@ -169,8 +169,8 @@ def test_samples_have_the_right_shape(case):
 
 def test_checkpoint_round_trips_to_identical_outputs(case, tmp_path):
     name, m, x, kw = case
-    pgen.io.save_model(tmp_path / "m.pt", m)
-    again = pgen.io.load_model(tmp_path / "m.pt")
+    pgen.models.save_model(tmp_path / "m.pt", m)
+    again = pgen.models.load_model(tmp_path / "m.pt")
     again.train(m.training)  # loaded models come back in eval mode; compare like with like
     assert type(again) is type(m) and again.config == m.config
     for fn in ("model", "guide"):

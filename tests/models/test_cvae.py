@@ -26,10 +26,10 @@ def test_split_and_merge_are_inverse_and_completions_keep_the_observed_pixels():
     hidden, observed = m.split(images)
     assert hidden.shape == (5, 12) and observed.shape == (5, 4)
     torch.testing.assert_close(m.merge(hidden, observed), images)
-    done = m.complete(images, num=3, seed=0)
+    done = m.complete(images, n=3, seed=0)
     assert done.shape == (5, 3, 16)
     torch.testing.assert_close(done[..., m.mask], images[:, None, m.mask].expand(-1, 3, -1))
-    torch.testing.assert_close(done, m.complete(images, num=3, seed=0))  # seeded
+    torch.testing.assert_close(done, m.complete(images, n=3, seed=0))  # seeded
 
 
 class _LinearGaussianCVAE:
@@ -111,7 +111,7 @@ def test_class_conditional_cvae_learns_the_classes_and_its_likelihood_beats_its_
     ll_wrong = pgen.eval.log_likelihood(m.model, m.guide, xt, wrong, num_samples=200)
     assert ll.mean() - ll_wrong.mean() > 3.0
     # samples of class k look most like the training digits of class k
-    draws = m.sample(torch.arange(10), num=20, seed=0).mean(1)  # (10, 64)
+    draws = m.sample(20, y=torch.arange(10), seed=0).mean(1)  # (10, 64)
     means = torch.stack([x[labels == k].mean(0) for k in range(10)])
     nearest = torch.cdist(draws, means).argmin(1)
     assert (nearest == torch.arange(10)).sum() >= 9

@@ -98,8 +98,8 @@ def test_a_score_model_trained_by_pgen_fit_samples_the_moons():
 
 
 def test_bad_input_gets_clear_errors():
-    with pytest.raises(ValueError, match="objective"):
-        ScoreModel(2, objective="ratio")
+    with pytest.raises(ValueError, match="matching"):
+        ScoreModel(2, matching="ratio")
     with pytest.raises(ValueError, match="decreasing"):
         ScoreModel(2, sigmas=(0.1, 1.0))
     with pytest.raises(ValueError, match="decreasing"):

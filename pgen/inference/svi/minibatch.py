@@ -1,0 +1,100 @@
+r"""Minibatch scaling of the data plate.
+
+The model must put its per-example sites inside ``pyro.plate("data", len(x))`` (the
+plate name is ``plate_name``). For a minibatch of ``B`` of ``N`` examples, every sample
+site inside that plate has its log-density multiplied by ``N / B``, in the model and in
+the guide, while sites outside the plate (global latent variables) are left alone. The
+step's objective is then an unbiased estimate of the full-data objective, just as with
+``pyro.plate(..., subsample=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyro.poutine.messenger import Messenger
+
+__all__ = ["scale_data_plate", "check_plates", "ScaledPair"]
+
+
+class _DataPlateScale(Messenger):
+    """Multiply the log-density of every sample site inside the data plate by ``scale``."""
+
+    def __init__(self, plate_name: str, scale: float):
+        super().__init__()
+        self.plate_name = plate_name
+        self.scale = scale
+
+    def _process_message(self, msg):
+        if msg["type"] == "sample" and any(
+            frame.name == self.plate_name for frame in msg["cond_indep_stack"]
+        ):
+            msg["scale"] = self.scale * msg["scale"]
+
+
+def scale_data_plate(fn: Callable, scale: float, plate_name: str = "data") -> Callable:
+    """Wrap a model or guide so sites inside ``pyro.plate(plate_name)`` are scaled by ``scale``.
+
+    This is how :func:`pgen.fit` turns a minibatch of ``B`` examples into an estimate of
+    the objective on all ``N`` (``scale = N / B``).
+    """
+    return fn if scale == 1.0 else _DataPlateScale(plate_name, float(scale))(fn)
+
+
+class ScaledPair:
+    """Model and guide wrapped for minibatches of each size, made once per size."""
+
+    def __init__(self, model: Callable, guide: Callable, n: int, plate_name: str):
+        self.model, self.guide, self.n, self.plate_name = model, guide, n, plate_name
+        self._cache: dict = {}
+
+    def __call__(self, batch: int, n: int | None = None) -> tuple[Callable, Callable]:
+        key = (batch, n or self.n)
+        pair = self._cache.get(key)
+        if pair is None:
+            scale = (n or self.n) / batch
+            pair = self._cache[key] = (
+                scale_data_plate(self.model, scale, self.plate_name),
+                scale_data_plate(self.guide, scale, self.plate_name),
+            )
+        return pair
+
+
+def check_plates(model_trace, guide_trace, *, batch: int, n: int, plate: str) -> None:
+    """Minibatches (``batch < n``) need every per-example site in the data plate, of the
+    minibatch's size, and every observed site inside it."""
+    if batch == n:
+        return
+    sizes = {
+        frame.size
+        for trace in (model_trace, guide_trace)
+        for site in trace.nodes.values()
+        if site["type"] == "sample"
+        for frame in site["cond_indep_stack"]
+        if frame.name == plate
+    }
+    if not sizes:
+        raise ValueError(
+            f"batch_size={batch} < {n} examples needs the model's per-example sites "
+            f"inside pyro.plate({plate!r}, len(x)) so each minibatch is scaled to the full "
+            f"data; this model has no plate named {plate!r}. Name its data plate "
+            f"{plate!r}, pass plate_name=, or use batch_size=None (full batch)"
+        )
+    if sizes != {batch}:
+        raise ValueError(
+            f"pyro.plate({plate!r}) has size {sorted(sizes)} but the minibatch has "
+            f"{batch} examples: the engine minibatches for you, so write "
+            f"pyro.plate({plate!r}, len(x)) without subsample_size"
+        )
+    outside = [
+        name
+        for name, site in model_trace.nodes.items()
+        if site["type"] == "sample"
+        and site["is_observed"]
+        and not any(f.name == plate for f in site["cond_indep_stack"])
+    ]
+    if outside:
+        raise ValueError(
+            f"observed site(s) {outside} lie outside pyro.plate({plate!r}), so minibatching "
+            "would not scale them; put them inside the data plate or use batch_size=None"
+        )
