@@ -112,7 +112,7 @@ class EnergyFamily(ContrastiveFamily):
         if x[0].numel() > 10:
             dims = x[0].numel()
             raise ValueError(
-                f"importance sampling of log Z is for low-dimensional energies; this one has {dims} dimensions"
+                f"importance sampling of log Z needs a low-dimensional energy; this one has {dims} dimensions"
             )
         start = time.perf_counter()
         train = run.split("train").x
