@@ -1,0 +1,94 @@
+"""``pgen evaluate``: a run's test metrics by its family's estimators, in ``metrics.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import families
+from ..checks import check_choice, check_int
+from .folder import METRICS, RunFolder
+from .model import load_run_model
+
+__all__ = ["evaluate", "check_options", "MetricsNotWritten"]
+
+
+class MetricsNotWritten(OSError):
+    """The metrics were computed but could not be written; they are in ``metrics``."""
+
+    def __init__(self, message: str, metrics: dict):
+        super().__init__(message)
+        self.metrics = metrics
+
+
+def check_options(family: families.Family, model_name: str, given: dict, declared: str) -> dict:
+    """``given`` family options of ``pgen evaluate``/``pgen sample`` (``declared``:
+    ``"evaluate_options"`` or ``"sample_options"``), each one the run's family takes."""
+    own = {o.name for o in getattr(family, declared)}
+    for name in given:
+        if name not in own:
+            others = [
+                f for f in families.names() if name in {o.name for o in getattr(families.get(f), declared)}
+            ]
+            where = " and ".join(others) or "no"
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} applies to {where} runs, not to {model_name} (family {family.name})")
+    return given
+
+
+def evaluate(
+    run_dir: str | Path,
+    *,
+    num_samples: int = 1000,
+    split: str = "test",
+    seed: int = 0,
+    batch_size: int = 100,
+    progress: bool = True,
+    checkpoint: bool = False,
+    **options,
+) -> dict:
+    """Evaluate a run with its family's estimators; write ``metrics.json`` and any figure
+    the evaluation draws (an RBM's ``ais.png``).
+
+    Latent-variable and conditional models: the ELBO (10 draws per example) and the
+    importance-sampled log-likelihood with ``num_samples`` samples; diffusion models: the
+    bound from all its terms; an RBM: AIS with ``num_samples`` chains (``ais_betas``,
+    and ``raise_betas`` for reverse AIS); a 2-D energy: log Z by importance sampling; a
+    score model: its test objective and the distance of its samples to the test data.
+    ``*_se`` are standard errors over examples. With ``checkpoint``, an interrupted run is
+    evaluated at its last checkpoint.
+
+    Raises:
+        MetricsNotWritten: the folder could not take ``metrics.json`` after the work was
+            done (e.g. a full disk); the error holds the metrics.
+    """
+    folder = RunFolder(run_dir)
+    cfg = folder.read_config()
+    split = check_choice("split", split, ("train", "test"))
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    family = families.of_model(cfg["model"])
+    options = check_options(family, cfg["model"], options, "evaluate_options")
+    m = load_run_model(run_dir, checkpoint=checkpoint)
+    folder.check_writable()  # before the work, not after it
+    result = family.evaluate(
+        families.RunContext(folder.path, cfg, m),
+        split=split,
+        seed=seed,
+        batch_size=batch_size,
+        num_samples=num_samples,
+        progress=progress,
+        **options,
+    )
+    metrics = {**result.metrics, "from_checkpoint": folder.state != "finished"}
+    try:
+        from .. import plot
+
+        for name, figure in result.figures.items():
+            plot.save(figure, folder.file(name))
+        folder.write_json(METRICS, metrics)
+    except OSError as error:
+        raise MetricsNotWritten(
+            f"could not write {folder.file(METRICS)}: {error.strerror or error}", metrics
+        ) from error
+    return metrics

@@ -1,0 +1,351 @@
+"""``pgen train``: a new run, checked completely before anything is written; and
+``pgen train --resume``: a run continued from its checkpoint.
+
+Every default of a run is defined here once: :data:`RUN_EPOCHS` and the engine's own
+defaults (:class:`pgen.inference.svi.FitConfig`); a family adds its objective and its
+treatment of image data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, data, families, io
+from ..inference import fit
+from ..inference.elbo import OBJECTIVES, make_objective
+from ..families.options import Option, argument_help
+from ..inference.svi import FitConfig, Interrupted
+from ..inference.svi.config import OPTIMIZERS
+from ..models import registry
+from .figures import make_figures
+from .folder import CHECKPOINT, CONFIG, HISTORY, MODEL, RunFolder
+from .model import build_model
+
+__all__ = ["train", "resume", "ensure", "RUN_EPOCHS", "FIT_KEYS", "fit_options", "data_options"]
+
+RUN_EPOCHS = 50  # a run's length when neither epochs nor steps is given
+# the pgen.fit arguments a run may set (the rest are the run's own: data, checkpoints, progress)
+FIT_KEYS = (
+    "objective",
+    "epochs",
+    "steps",
+    "batch_size",
+    "lr",
+    "lr_final",
+    "optimizer",
+    "clip_norm",
+    "seed",
+    "checkpoint_every",
+    "patience",
+    "num_particles",
+    "alpha",
+    "jit",
+)
+
+
+def fit_options(family: families.Family | None = None) -> list[Option]:
+    """The ``pgen.fit`` settings a run takes, with their defaults (the engine's, and
+    :data:`RUN_EPOCHS`) and help from ``pgen.fit``'s docstring."""
+    docs = argument_help(fit)
+    defaults = {f.name: f.default for f in dataclasses.fields(FitConfig)}
+    defaults.update(epochs=RUN_EPOCHS, objective=family.objective if family else None)
+    kinds = {
+        "epochs": int,
+        "steps": int,
+        "batch_size": int,
+        "checkpoint_every": int,
+        "patience": int,
+        "num_particles": int,
+        "seed": int,
+        "lr": float,
+        "lr_final": float,
+        "clip_norm": float,
+        "alpha": float,
+        "jit": bool,
+        "optimizer": str,
+        "objective": str,
+    }
+    out = []
+    for key in FIT_KEYS:
+        help_text = docs.get(key, "")
+        choices = OPTIMIZERS if key == "optimizer" else None
+        if key == "objective":
+            allowed = ", ".join(family.objectives) if family and family.objectives else "see pgen.fit"
+            help_text = f"the engine's objective ({allowed}). " + help_text
+        if key == "epochs":
+            help_text += " (default: epochs, unless steps is given)"
+        out.append(Option(key, help_text, defaults.get(key), kinds[key], choices=choices))
+    return out
+
+
+def data_options(family: families.Family | None = None) -> list[Option]:
+    """The data settings of a run (:func:`pgen.data.data_config`)."""
+    docs = argument_help(data.data_config)
+    image = family.image_data if family else "threshold"
+    return [
+        Option("data", "the data set.", "digits", str, choices=tuple(data.names())),
+        Option("data_path", docs["path"], None, str),
+        Option(
+            "binarize", docs["binarize"] + f" (default for images: {image})", None, str, choices=data.BINARIZE
+        ),
+        Option("data_seed", docs["seed"], 0, int),
+        Option("val_fraction", docs["val_fraction"], 0.0, float),
+        Option("n", docs["n"], None, int),
+    ]
+
+
+@dataclass
+class _Plan:
+    """A checked run: configuration, model, data; nothing written yet."""
+
+    cfg: dict
+    family: families.Family
+    model: Any
+    train: tuple
+    val: tuple | None
+    transform: Any
+
+
+def _fit_record(fit_args: dict | None, family, model_name: str) -> dict:
+    given = dict(fit_args or {})
+    unknown = sorted(set(given) - set(FIT_KEYS))
+    if unknown:
+        raise ValueError(f"unknown fit arguments {unknown}; a run takes {list(FIT_KEYS)}")
+    given["objective"] = family.check_objective(model_name, given.get("objective"))
+    record = {"seed": 0, "batch_size": FitConfig.batch_size, **given}
+    if "epochs" not in record and "steps" not in record:
+        record["epochs"] = RUN_EPOCHS
+    # every setting checked now, by the engine's own checks, before anything is written
+    FitConfig(**record)
+    if record["objective"] in OBJECTIVES:
+        make_objective(
+            record["objective"], num_particles=record.get("num_particles"), alpha=record.get("alpha")
+        )
+    return record
+
+
+def _plan(cfg: dict) -> _Plan:
+    """Load the data, build the model and check everything ``cfg`` asks for."""
+    family = families.of_model(cfg["model"])
+    d = cfg["data"]
+    split = data.load_split(d, "train")
+    if split.transform is not None and not family.redraws_data:
+        raise ValueError(
+            f"binarize={d['binarize']!r} re-draws the images of each minibatch, which {cfg['model']} does not "
+            "see whole (its data are made from whole images); use binarize='threshold' or 'static'"
+        )
+    (x, y), val = data.split_validation(split, d["val_fraction"], d["seed"])
+    if cfg.get("monitor_test"):
+        if val is not None or cfg["fit"].get("patience") is not None:
+            raise ValueError(
+                "monitor_test draws the test curve only; it cannot be combined with a "
+                "validation split or patience (that would select on test data)"
+            )
+        test = data.load_split(d, "test")
+        val = (test.x, test.y)
+    if val is None and cfg["fit"].get("patience") is not None:
+        raise ValueError(
+            "patience needs val_data: early stopping watches the validation bound; hold out a validation "
+            "split with val_fraction (--val-fraction)"
+        )
+    m = build_model(cfg, x, y)
+    x, y = family.prepare(m, x, y, train=True)
+    if val is not None:
+        val = family.prepare(m, *val, train=False)
+    return _Plan(cfg, family, m, (x, y), val, split.transform)
+
+
+def _new_config(model, model_args, data_cfg, fit_args, objective_args, monitor_test) -> dict:
+    spec = registry.get(model)  # an unknown model name fails here, before anything is written
+    family = families.get(spec.family)
+    cfg = {
+        "pgen_version": __version__,
+        "model": model,
+        "model_args": dict(model_args or {}),
+        "data": data_cfg or data.data_config("digits", default_binarize=family.image_data),
+        "monitor_test": bool(monitor_test),
+        "fit": _fit_record(fit_args, family, model),
+    }
+    completed = family.complete_objective_args(model, dict(objective_args or {}))
+    if completed is not None:
+        cfg["objective_args"] = completed
+    return cfg
+
+
+def train(
+    run_dir: str | Path,
+    *,
+    model: str = "vae",
+    model_args: dict | None = None,
+    data_cfg: dict | None = None,
+    fit_args: dict | None = None,
+    objective_args: dict | None = None,
+    monitor_test: bool = False,
+    progress: bool = True,
+    figures: bool = True,
+):
+    """Train a registered model into a new run folder.
+
+    Everything is checked (arguments, data, the model built, the fit settings, the
+    folder writable and free) before ``config.json`` is written; a folder whose run
+    stopped before its first checkpoint is taken over.
+
+    Args:
+        run_dir: the folder; it must not hold a started run (continue one with :func:`resume`).
+        model: registered model name (``pgen.models.registry.names()``).
+        model_args: constructor arguments, except those read off the data.
+        data_cfg: from :func:`pgen.data.data_config` (default: digits, as the family treats images).
+        fit_args: ``pgen.fit`` keyword arguments (:data:`FIT_KEYS`).
+        objective_args: options of the family's objective (energy models:
+            ``contrastive_divergence``'s ``method``, ``k``, ...).
+        monitor_test: draw the test split's bound after each epoch in the training
+            curve; a monitor only (it cannot be combined with ``patience``).
+        progress: show progress bars.
+        figures: write the figures.
+
+    Returns:
+        ``(model, SVIResult)``.
+    """
+    folder = RunFolder(run_dir)
+    cfg = _new_config(model, model_args, data_cfg, fit_args, objective_args, monitor_test)
+    plan = _plan(cfg)
+    folder.check_writable()
+    with folder.lock():
+        folder.claim()
+        spec = registry.get(model)
+        cfg["model_args"] = {k: v for k, v in plan.model.config.items() if k not in spec.reads}
+        folder.write_json(CONFIG, cfg)
+        return _run(folder, plan, resume=False, progress=progress, figures=figures)
+
+
+def _budget(folder: RunFolder, cfg: dict, epochs: int | None, steps: int | None) -> dict:
+    """The fit record with a new budget, checked against what the checkpoint has done."""
+    from ..checks import check_int
+
+    if epochs is not None and steps is not None:
+        raise ValueError("give at most one of epochs and steps")
+    if epochs is None and steps is None:
+        return cfg["fit"]
+    key, value = ("epochs", epochs) if epochs is not None else ("steps", steps)
+    value = check_int(key, value, minimum=1)
+    if folder.file(CHECKPOINT).exists():
+        saved = io.load(folder.file(CHECKPOINT), kind="svi")
+        done = saved["epoch"] if key == "epochs" else saved["step"]
+        if value <= done:
+            raise ValueError(
+                f"{folder.path} has already trained {done} {key}; --{key} is the total to train to, "
+                f"so it must be more than {done} to train further (got {value})"
+            )
+    record = {k: v for k, v in cfg["fit"].items() if k not in ("epochs", "steps")}
+    return {**record, key: value}
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    progress: bool = True,
+    figures: bool = True,
+):
+    """Continue a run from its checkpoint, optionally to more epochs or steps in total.
+
+    A run that stopped before its first checkpoint starts again from its configuration.
+    """
+    folder = RunFolder(run_dir)
+    folder.check_writable()
+    with folder.lock():
+        cfg = folder.read_config()
+        cfg["fit"] = _budget(folder, cfg, epochs, steps)
+        plan = _plan(cfg)
+        folder.write_json(CONFIG, cfg)
+        return _run(folder, plan, resume=folder.file(CHECKPOINT).exists(), progress=progress, figures=figures)
+
+
+def _run(folder: RunFolder, plan: _Plan, *, resume: bool, progress: bool, figures: bool):
+    cfg, family, m = plan.cfg, plan.family, plan.model
+    fit_kw = dict(cfg["fit"])
+    fit_kw["objective"] = family.build_objective(m, cfg)
+    try:
+        result = fit(
+            m.model,
+            m.guide,
+            family.fit_data(*plan.train),
+            val_data=None if plan.val is None else family.fit_data(*plan.val),
+            transform=plan.transform,
+            checkpoint_dir=folder.path,
+            resume=resume,
+            progress=progress,
+            **fit_kw,
+        )
+    except Interrupted as stop:
+        saved = (
+            f"checkpoint saved in {folder.path}" if folder.file(CHECKPOINT).exists() else "no checkpoint yet"
+        )
+        raise Interrupted(
+            f"training interrupted ({stop.signal_name}) at step {stop.step}; {saved}: continue with "
+            f"`pgen train --resume {folder.path}`",
+            stop.signal,
+            stop.step,
+        ) from None
+    registry.save_model(folder.file(MODEL), m)
+    folder.write_json(HISTORY, _history(result))
+    if figures:
+        make_figures(folder.path, m, cfg, result.history)
+    return m, result
+
+
+def _history(result) -> dict:
+    return {
+        **result.history,
+        "stop_reason": result.stop_reason,
+        "message": result.message,
+        "best_epoch": result.best_epoch,
+        "wall_time": result.wall_time,
+        "steps_per_second": result.steps_per_second,
+    }
+
+
+def ensure(
+    run_dir: str | Path,
+    *,
+    model: str,
+    model_args: dict | None = None,
+    data_cfg: dict | None = None,
+    fit_args: dict | None = None,
+    num_samples: int | None = None,
+    progress: bool = True,
+):
+    """A finished run, made only as far as needed: train it if the folder is new, resume
+    it if it was interrupted, and with ``num_samples`` evaluate it unless
+    ``metrics.json`` exists. For scripts that fill a table from several runs and may be
+    stopped and started again.
+
+    Returns:
+        ``(model, metrics)``, ``metrics`` being ``None`` without ``num_samples``.
+    """
+    from .evaluate import evaluate
+    from .model import load_run_model
+
+    folder = RunFolder(run_dir)
+    if folder.state == "finished":
+        m = load_run_model(run_dir)
+    elif folder.state in ("interrupted", "configured"):
+        m, _ = resume(run_dir, progress=progress)
+    else:
+        m, _ = train(
+            run_dir,
+            model=model,
+            model_args=model_args,
+            data_cfg=data_cfg,
+            fit_args=fit_args,
+            progress=progress,
+        )
+    if num_samples is None:
+        return m, None
+    if not folder.file("metrics.json").exists():
+        evaluate(run_dir, num_samples=num_samples, progress=progress)
+    return m, folder.read_metrics()
