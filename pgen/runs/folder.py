@@ -81,7 +81,7 @@ class RunFolder:
             if not isinstance(cfg.get(key), kind):
                 raise ValueError(
                     f"{self.file(CONFIG)} is not a complete pgen run configuration: it has no {key!r} "
-                    f"{kind.__name__} (keys: {sorted(cfg)}); the folder was not written by this pgen, or was edited"
+                    f"{kind.__name__} (keys: {sorted(cfg)}); it was not written by this pgen, or was edited"
                 )
         return cfg
 

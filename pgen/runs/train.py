@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, data, families, io
+from ..families.options import Option, argument_help
 from ..inference import fit
 from ..inference.elbo import OBJECTIVES, make_objective
-from ..families.options import Option, argument_help
 from ..inference.svi import FitConfig, Interrupted
 from ..inference.svi.config import OPTIMIZERS
 from ..models import registry
@@ -134,8 +134,8 @@ def _plan(cfg: dict) -> _Plan:
     split = data.load_split(d, "train")
     if split.transform is not None and not family.redraws_data:
         raise ValueError(
-            f"binarize={d['binarize']!r} re-draws the images of each minibatch, which {cfg['model']} does not "
-            "see whole (its data are made from whole images); use binarize='threshold' or 'static'"
+            f"binarize={d['binarize']!r} re-draws the images of each minibatch, which {cfg['model']} does "
+            "not see whole (its data are made from whole images); use binarize='threshold' or 'static'"
         )
     (x, y), val = data.split_validation(split, d["val_fraction"], d["seed"])
     if cfg.get("monitor_test"):

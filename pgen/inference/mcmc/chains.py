@@ -1,0 +1,187 @@
+"""Running chains: one after another in this process, or in forked processes, each
+seeded, with a progress bar per chain."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import traceback
+from collections.abc import Callable
+
+import numpy as np
+import pyro
+import torch
+from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
+from tqdm.auto import tqdm
+
+from ...checks import check_choice
+from ..kernels.hmc import HMC, NUTS
+from ..potential import model_error
+
+__all__ = ["KERNELS", "make_kernel", "run_chain", "unbatch", "Bars", "parallel_chains"]
+
+KERNELS = ("nuts", "hmc")
+
+
+def make_kernel(kernel, model, *, jit, init, target_accept, max_tree_depth, dense_mass, step_size, num_steps):
+    if isinstance(kernel, MCMCKernel):
+        return kernel
+    if not isinstance(kernel, str):
+        raise TypeError(
+            "kernel must be 'nuts', 'hmc' or a pyro.infer.mcmc MCMCKernel instance; "
+            f"got {type(kernel).__name__}"
+        )
+    name = check_choice("kernel", kernel, KERNELS)
+    common = dict(step_size=step_size, dense_mass=dense_mass, target_accept=target_accept, init=init, jit=jit)
+    if name == "nuts":
+        return NUTS(model, max_tree_depth=max_tree_depth, **common)
+    return HMC(model, num_steps=num_steps, **common)
+
+
+def _kernel_stats(kernel, previous_divergences: int) -> tuple[dict, int]:
+    """Per-draw statistics: pgen kernels report ``last_stats``; for other kernels the
+    engine reads what Pyro's HMC/NUTS keep (step size, divergence list)."""
+    stats = getattr(kernel, "last_stats", None)
+    if stats is not None:
+        return stats, 0
+    divs = getattr(kernel, "_divergences", None)
+    count = len(divs) if isinstance(divs, list) else 0
+    out = {"diverging": count > previous_divergences}
+    step = getattr(kernel, "step_size", None)
+    if isinstance(step, (int, float)):
+        out["step_size"] = float(step)
+    return out, count
+
+
+def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwargs, report: Callable):
+    """One chain; returns unconstrained draws by site, statistics and timings."""
+    pyro.set_rng_seed(seed)
+    start = time.perf_counter()
+    try:
+        kernel.setup(warmup, *args, **kwargs)
+    except TypeError as error:
+        if "arguments given failed" in str(error):
+            raise
+        raise model_error(error) from error
+    params = kernel.initial_params
+    kept: dict[str, list] = {name: [] for name in params}
+    stats: dict[str, list] = {}
+    divergences = 0
+    warmup_time = 0.0
+    for i in range(warmup + draws):
+        params = kernel.sample(params)
+        if i == warmup - 1:
+            warmup_time = time.perf_counter() - start
+        if i >= warmup:
+            for name, value in params.items():
+                kept[name].append(value.detach().cpu().clone())
+            row, divergences = _kernel_stats(kernel, divergences)
+            for key, value in row.items():
+                stats.setdefault(key, []).append(value)
+        report(chain, i, kernel)
+    total = time.perf_counter() - start
+    if warmup == 0:
+        warmup_time = 0.0
+    out = {  # one leading chain axis per run; a batched kernel's run is reshaped by unbatch
+        "params": {name: torch.stack(values).numpy()[None] for name, values in kept.items()},
+        "stats": {k: np.asarray(v)[None] for k, v in stats.items()},
+        "warmup_time": warmup_time,
+        "sampling_time": total - warmup_time,
+        "transforms": getattr(kernel, "transforms", None) or {},
+    }
+    kernel.cleanup()
+    return out
+
+
+def unbatch(run: dict, batch: int) -> dict:
+    """A run of ``batch`` chains held as one tensor, ``(1, draws, batch, ...)``, as
+    ``batch`` chains ``(batch, draws, ...)``; per-draw statistics are per chain
+    ``(1, draws, batch)`` or shared ``(1, draws)``."""
+    params = {name: np.moveaxis(v[0], 1, 0) for name, v in run["params"].items()}
+    stats = {}
+    for key, v in run["stats"].items():
+        v = v[0]
+        stats[key] = (
+            np.moveaxis(v, 1, 0) if v.ndim == 2 and v.shape[1] == batch else np.repeat(v[None], batch, 0)
+        )
+    return {**run, "params": params, "stats": stats}
+
+
+class Bars:
+    """One tqdm bar per chain, refreshed at most twice a second."""
+
+    def __init__(self, chains: int, warmup: int, draws: int, enabled: bool, parallel: bool):
+        self.enabled, self.warmup, self.total = enabled, warmup, warmup + draws
+        self.bars: dict[int, tqdm] = {}
+        self.chains, self.parallel = chains, parallel
+        self.last = 0.0
+
+    def bar(self, chain: int) -> tqdm:
+        if chain not in self.bars:
+            self.bars[chain] = tqdm(
+                total=self.total,
+                desc=f"chain {chain + 1}/{self.chains} warmup"
+                if self.warmup
+                else f"chain {chain + 1}/{self.chains} sample",
+                unit="it",
+                position=chain if self.parallel else None,
+                leave=True,
+                disable=not self.enabled,
+            )
+        return self.bars[chain]
+
+    def update(self, chain: int, i: int, postfix=None):
+        bar = self.bar(chain)
+        bar.n = i + 1
+        if i + 1 == self.warmup:
+            bar.set_description(f"chain {chain + 1}/{self.chains} sample", refresh=False)
+        now = time.perf_counter()
+        if now - self.last > 0.5 or i + 1 == self.total:
+            if postfix:
+                bar.set_postfix(postfix, refresh=False)
+            bar.refresh()
+            self.last = now
+
+    def close(self):
+        for bar in self.bars.values():
+            bar.close()
+
+
+def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars) -> list[dict]:
+    """Run chains in forked processes; each sends progress and its result back."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+
+    def worker(chain: int, seed: int):
+        torch.set_num_threads(1)
+
+        def report(c, i, k):
+            if (i + 1) % 25 == 0 or i + 1 == warmup + draws:
+                queue.put(("tick", c, i, None))
+
+        try:
+            result = run_chain(kernel, chain, seed, warmup, draws, args, kwargs, report)
+            result["transforms"] = None  # rebuilt in the parent (transforms need not pickle)
+            queue.put(("done", chain, result, None))
+        except BaseException as error:  # noqa: BLE001 - sent to the parent, which raises it
+            queue.put(("error", chain, f"{type(error).__name__}: {error}", traceback.format_exc()))
+
+    processes = [context.Process(target=worker, args=(c, s), daemon=True) for c, s in enumerate(seeds)]
+    for p in processes:
+        p.start()
+    results: dict[int, dict] = {}
+    try:
+        while len(results) < len(seeds):
+            kind, chain, payload, extra = queue.get()
+            if kind == "tick":
+                bars.update(chain, payload)
+            elif kind == "done":
+                results[chain] = payload
+            else:
+                raise RuntimeError(f"chain {chain + 1} failed in its process: {payload}\n{extra}")
+    finally:
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+    return [results[c] for c in range(len(seeds))]

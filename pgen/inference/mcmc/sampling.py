@@ -1,0 +1,263 @@
+"""``pgen.sample``: run the chains, then turn them into an :class:`MCMCResult`."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ... import rng
+from ...checks import check_int
+from ...eval.arviz import to_inference_data
+from ..kernels.hmc import HMC
+from .chains import Bars, make_kernel, parallel_chains, run_chain, unbatch
+from .postprocess import constrain, model_sites, pointwise
+from .result import MCMCResult, convergence_warnings, summarize
+
+__all__ = ["sample", "final_states"]
+
+
+def sample(
+    model: Callable,
+    *args,
+    kernel="nuts",
+    chains: int = 4,
+    warmup: int = 500,
+    draws: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    jit: bool = False,
+    init="uniform",
+    parallel: bool = False,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass="auto",
+    step_size: float | None = None,
+    num_steps: int = 10,
+    log_likelihood: bool = True,
+    posterior_predictive: bool = False,
+    warn: bool = True,
+    **kwargs,
+) -> MCMCResult:
+    r"""Draw posterior samples of ``model(*args, **kwargs)`` by MCMC.
+
+    The caller's random streams (torch, Python, NumPy) are left as they were.
+
+    Args:
+        model: a Pyro model; its unobserved sample sites are sampled.
+        *args, **kwargs: the model's arguments (its data), passed as
+            ``model(*args, **kwargs)``.
+        kernel: ``"nuts"`` (default), ``"hmc"``, or any ``pyro.infer.mcmc`` ``MCMCKernel``
+            instance (e.g. ``pyro.infer.NUTS(model)`` or an energy-model sampler); the
+            options below configure the named kernels only.
+        chains: number of chains (>= 1), each with its own seed.
+        warmup: warm-up iterations per chain (step size and mass matrix adaptation);
+            discarded.
+        draws: kept iterations per chain (>= 1).
+        seed: the run's seed; chain seeds are derived from it, so a run repeats exactly.
+        progress: show one progress bar per chain.
+        jit: compile the potential energy and its gradient into one graph
+            (:mod:`pgen.inference.potential`): same draws up to float rounding, several
+            times faster per gradient.
+        init: ``"uniform"`` (unconstrained coordinates uniform in (-2, 2)), ``"median"``
+            (prior medians) or a dict of constrained site values.
+        parallel: run chains in parallel processes (``fork``; Linux and macOS) instead
+            of one after another.
+        target_accept: mean acceptance probability that step-size adaptation aims at
+            (raise towards 0.95 to remove divergences in difficult geometry).
+        max_tree_depth: NUTS trajectories have at most ``2**max_tree_depth`` steps.
+        dense_mass: ``"auto"`` (dense up to 50 dimensions), ``True`` or ``False``.
+        step_size: initial step size (``None``: found by a heuristic).
+        num_steps: leapfrog steps per HMC transition.
+        log_likelihood: store the pointwise log-likelihood of observed sites per draw
+            (for ``arviz.loo``/``waic``).
+        posterior_predictive: also draw the observed sites from the posterior predictive.
+        warn: issue ``RuntimeWarning`` s for R-hat > 1.01, low ESS and divergences.
+
+    Returns:
+        An :class:`MCMCResult`.
+
+    Raises:
+        ValueError, TypeError: bad arguments, a model with discrete latent sites, or
+            arguments the model cannot be called with; each names the problem.
+
+    Example:
+        >>> result = pgen.sample(model, X, y, chains=4, warmup=500, draws=1000, seed=0)
+        >>> result.summary[["mean", "sd", "r_hat"]]
+        >>> arviz.plot_trace(result.inference_data)
+    """
+    if not callable(model):
+        raise TypeError(f"model must be a callable Pyro model, got {type(model).__name__}")
+    chains = check_int("chains", chains, minimum=1)
+    warmup = check_int("warmup", warmup, minimum=0)
+    draws = check_int("draws", draws, minimum=1)
+    seed = rng.check_seed("seed", seed)
+    if parallel and "fork" not in multiprocessing.get_all_start_methods():
+        raise ValueError("parallel=True needs the 'fork' start method (Linux, macOS); use parallel=False")
+    k = make_kernel(
+        kernel,
+        model,
+        jit=jit,
+        init=init,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
+        step_size=step_size,
+        num_steps=num_steps,
+    )
+    kernel_name = kernel if isinstance(kernel, str) else type(kernel).__name__
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(chains)]
+    with rng.forked():
+        runs, wall = _run_chains(k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel)
+        samples, stats = _collect(runs, k)
+        loglik, samples, posterior_predictive_draws, observed = _model_values(
+            model, samples, args, kwargs, seed, log_likelihood=log_likelihood, predictive=posterior_predictive
+        )
+    chains_out = len(next(iter(samples.values())))
+    summary = summarize(samples)
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    hits = (
+        int((stats["tree_depth"] >= max_tree_depth).sum())
+        if "tree_depth" in stats and kernel == "nuts"
+        else 0
+    )
+    messages = convergence_warnings(summary, divergences, chains_out, draws, hits)
+    if warn:
+        for message in messages:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    groups = {"posterior": samples, "sample_stats": dict(stats), "observed_data": observed}
+    if loglik:
+        groups["log_likelihood"] = loglik
+    if posterior_predictive_draws:
+        groups["posterior_predictive"] = posterior_predictive_draws
+    with warnings.catch_warnings():
+        # batched kernels run thousands of chains with few draws, which ArviZ suspects
+        warnings.filterwarnings("ignore", message="More chains .* than draws", category=UserWarning)
+        idata = to_inference_data(groups, attrs={"inference_library": "pgen", "kernel": kernel_name})
+    ess_values = summary["ess_bulk"].to_numpy() if len(summary) else np.array([])
+    min_ess = float(np.nanmin(ess_values)) if np.isfinite(ess_values).any() else float("nan")
+    return MCMCResult(
+        samples=samples,
+        sample_stats=stats,
+        inference_data=idata,
+        summary=summary,
+        wall_time=wall,
+        warmup_time=float(sum(r["warmup_time"] for r in runs)),
+        sampling_time=float(sum(r["sampling_time"] for r in runs)),
+        ess_per_second=min_ess / wall if wall > 0 and math.isfinite(min_ess) else float("nan"),
+        divergences=divergences,
+        warnings=messages,
+        chains=chains_out,
+        warmup=warmup,
+        draws=draws,
+        seeds=seeds,
+        kernel=kernel_name,
+        config={
+            "kernel": kernel_name,
+            "chains": chains,
+            "batch_chains": getattr(k, "batch_chains", None),
+            "warmup": warmup,
+            "draws": draws,
+            "seed": seed,
+            "jit": bool(jit),
+            "init": init if isinstance(init, str) else "dict",
+            "parallel": bool(parallel),
+            "target_accept": target_accept,
+            "max_tree_depth": max_tree_depth,
+            "dense_mass": dense_mass,
+        },
+    )
+
+
+def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool):
+    """Every chain's raw run, and the wall time of all of them."""
+    bars = Bars(len(seeds), warmup, draws, progress, parallel)
+    start = time.perf_counter()
+    try:
+        if parallel and len(seeds) > 1:
+            if isinstance(k, HMC):
+                k.potential = k._get_potential(args, kwargs)  # trace/compile once, before forking
+            runs = parallel_chains(k, seeds, warmup, draws, args, kwargs, bars)
+        else:
+
+            def report(chain, i, kern):
+                bars.update(chain, i, kern.logging() if progress else None)
+
+            runs = [run_chain(k, c, s, warmup, draws, args, kwargs, report) for c, s in enumerate(seeds)]
+    finally:
+        bars.close()
+    return runs, time.perf_counter() - start
+
+
+def _collect(runs: list[dict], k) -> tuple[dict, dict]:
+    """Constrained draws and statistics, ``(chain, draw, ...)``, over all runs (a batched
+    kernel's chains unbatched)."""
+    transforms = getattr(k, "transforms", None) or runs[0]["transforms"] or {}
+    batch = getattr(k, "batch_chains", None)  # a kernel that runs chains as one batch
+    if batch is not None:
+        runs = [unbatch(r, batch) for r in runs]
+    unconstrained = {name: np.concatenate([r["params"][name] for r in runs]) for name in runs[0]["params"]}
+    stats = {key: np.concatenate([r["stats"][key] for r in runs]) for key in runs[0]["stats"]}
+    return constrain(unconstrained, transforms), stats
+
+
+def _model_values(model, latent, args, kwargs, seed, *, log_likelihood: bool, predictive: bool):
+    """The pointwise log-likelihood, the draws with ``pyro.deterministic`` sites added,
+    the posterior predictive draws (if asked) and the observed data."""
+    observed, dtypes, deterministic = model_sites(model, args, kwargs)
+    names = list(observed)
+    loglik, samples = {}, latent
+    if (log_likelihood and names) or deterministic:
+        loglik, values = pointwise(
+            model,
+            latent,
+            dtypes,
+            args,
+            kwargs,
+            names if log_likelihood else [],
+            deterministic,
+            predictive=False,
+            seed=seed,
+        )
+        samples = {**latent, **values}
+    draws = {}
+    if predictive and names:
+        # deterministic sites are conditioned too: unconditioning them would resample them
+        draws, _ = pointwise(model, samples, dtypes, args, kwargs, names, [], predictive=True, seed=seed + 1)
+    return loglik, samples, draws, {n: v.cpu().numpy() for n, v in observed.items()}
+
+
+def final_states(
+    kernel, site: str, transitions: int, *, seed: int = 0, model: Callable | None = None, **kwargs
+) -> torch.Tensor:
+    """Where a batched kernel's chains are after ``transitions`` transitions of one
+    :func:`sample` run (quietly, nothing stored but the last draw): ``(chains, ...)``
+    values of ``site``. For drawing samples from an energy or score model.
+
+    Args:
+        kernel: an MCMC kernel (e.g. ``rbm.gibbs_kernel(n)``).
+        site: the state's site to return.
+        transitions: at least 1.
+        seed: seeds the run.
+        model, kwargs: the model the kernel runs on and its arguments (default: a model
+            with no sites, for kernels with their own energy).
+    """
+    transitions = check_int("transitions", transitions, minimum=1)
+    run = sample(
+        model if model is not None else (lambda *a, **k: None),
+        kernel=kernel,
+        chains=1,
+        warmup=transitions - 1,
+        draws=1,
+        seed=seed,
+        progress=False,
+        warn=False,
+        log_likelihood=False,
+        **kwargs,
+    )
+    return torch.as_tensor(run.samples[site][:, -1], dtype=torch.get_default_dtype())
