@@ -118,23 +118,54 @@ def sample(
         loglik, samples, posterior_predictive_draws, observed = _model_values(
             model, samples, args, kwargs, seed, log_likelihood=log_likelihood, predictive=posterior_predictive
         )
-    chains_out = len(next(iter(samples.values())))
+    return _result(
+        samples,
+        stats,
+        runs,
+        wall,
+        loglik,
+        posterior_predictive_draws,
+        observed,
+        seeds=seeds,
+        warn=warn,
+        kernel_name=kernel_name,
+        kernel=kernel,
+        k=k,
+        config={
+            "kernel": kernel_name,
+            "chains": chains,
+            "batch_chains": getattr(k, "batch_chains", None),
+            "warmup": warmup,
+            "draws": draws,
+            "seed": seed,
+            "jit": bool(jit),
+            "init": init if isinstance(init, str) else "dict",
+            "parallel": bool(parallel),
+            "target_accept": target_accept,
+            "max_tree_depth": max_tree_depth,
+            "dense_mass": dense_mass,
+        },
+    )
+
+
+def _result(
+    samples, stats, runs, wall, loglik, predictive, observed, *, seeds, warn, kernel_name, kernel, k, config
+):
+    """Summary, warnings, ArviZ groups and timings of a finished run."""
+    chains, warmup, draws = len(next(iter(samples.values()))), config["warmup"], config["draws"]
     summary = summarize(samples)
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    hits = (
-        int((stats["tree_depth"] >= max_tree_depth).sum())
-        if "tree_depth" in stats and kernel == "nuts"
-        else 0
-    )
-    messages = convergence_warnings(summary, divergences, chains_out, draws, hits)
+    depth = config["max_tree_depth"]
+    hits = int((stats["tree_depth"] >= depth).sum()) if "tree_depth" in stats and kernel == "nuts" else 0
+    messages = convergence_warnings(summary, divergences, chains, draws, hits)
     if warn:
         for message in messages:
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
     groups = {"posterior": samples, "sample_stats": dict(stats), "observed_data": observed}
     if loglik:
         groups["log_likelihood"] = loglik
-    if posterior_predictive_draws:
-        groups["posterior_predictive"] = posterior_predictive_draws
+    if predictive:
+        groups["posterior_predictive"] = predictive
     with warnings.catch_warnings():
         # batched kernels run thousands of chains with few draws, which ArviZ suspects
         warnings.filterwarnings("ignore", message="More chains .* than draws", category=UserWarning)
@@ -152,25 +183,12 @@ def sample(
         ess_per_second=min_ess / wall if wall > 0 and math.isfinite(min_ess) else float("nan"),
         divergences=divergences,
         warnings=messages,
-        chains=chains_out,
+        chains=chains,
         warmup=warmup,
         draws=draws,
         seeds=seeds,
         kernel=kernel_name,
-        config={
-            "kernel": kernel_name,
-            "chains": chains,
-            "batch_chains": getattr(k, "batch_chains", None),
-            "warmup": warmup,
-            "draws": draws,
-            "seed": seed,
-            "jit": bool(jit),
-            "init": init if isinstance(init, str) else "dict",
-            "parallel": bool(parallel),
-            "target_accept": target_accept,
-            "max_tree_depth": max_tree_depth,
-            "dense_mass": dense_mass,
-        },
+        config=config,
     )
 
 
