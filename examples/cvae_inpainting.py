@@ -67,12 +67,18 @@ def main(
             row[f"{label} se"] = m["log_likelihood_se"]
             if label == "cvae":
                 row["cvae ELBO"] = m["elbo"]
+            print(
+                f"{q} quadrant(s) observed, {label}: log p(x|y) {m['log_likelihood']:.2f} +- "
+                f"{m['log_likelihood_se']:.2f} nats ({out / f'{label}-q{q}'})",
+                flush=True,
+            )
         rows.append(row)
+        write_table(rows, out, num_samples, show=False)  # the table so far, after every row
     write_table(rows, out, num_samples)
     return rows
 
 
-def write_table(rows, out: Path, num_samples: int) -> str:
+def write_table(rows, out: Path, num_samples: int, show: bool = True) -> str:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "table.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -89,7 +95,8 @@ def write_table(rows, out: Path, num_samples: int) -> str:
         )
     text = "\n".join(lines) + "\n"
     (out / "table.md").write_text(text)
-    print(text)
+    if show:
+        print(text)
     return text
 
 

@@ -49,7 +49,10 @@ def _add(group, option, *, prefix: str | None = None, show_default: bool = True)
         kwargs["dest"] = f"{prefix}__{option.name}"
     help_text = option.help or option.name.replace("_", " ")
     if show_default and option.default is not None:
-        help_text += f" (default: {option.default})"
+        shown = option.default
+        if isinstance(shown, (tuple, list)):
+            shown = " ".join(map(str, shown))
+        help_text += f" (default: {shown})"
     if option.type is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
@@ -67,7 +70,7 @@ def _add_train(commands) -> None:
     from . import families
     from .families.options import first_sentence
     from .models import registry
-    from .runs.train import data_options, fit_options
+    from .runs.train import data_options, default_folder, fit_options
 
     train = commands.add_parser(
         "train",
@@ -99,7 +102,9 @@ def _add_train(commands) -> None:
         group = sub.add_argument_group("training (pgen.fit)")
         for option in fit_options(family):
             _add(group, option)
-        sub.add_argument("--out", help=f"run folder (default: runs/{name})", default=argparse.SUPPRESS)
+        sub.add_argument(
+            "--out", help=f"run folder (default: {default_folder(name)})", default=argparse.SUPPRESS
+        )
         sub.add_argument("--no-figures", action="store_true", default=argparse.SUPPRESS)
         sub.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS)
         sub.add_argument(

@@ -29,16 +29,11 @@ def _train(args) -> None:
         raise ValueError("name a model to train (e.g. `pgen train vae`) or give --resume RUN")
     family = families.of_model(args.model)
     model_args = {k: list(v) if isinstance(v, tuple) else v for k, v in _prefixed(args, "model").items()}
+    given = _given(args, runs.DATA_FLAGS)
     data_cfg = data.data_config(
-        args.data if hasattr(args, "data") else "digits",
-        path=getattr(args, "data_path", None),
-        binarize=getattr(args, "binarize", None),
-        seed=getattr(args, "data_seed", 0),
-        val_fraction=getattr(args, "val_fraction", 0.0),
-        n=getattr(args, "n", None),
-        default_binarize=family.image_data,
+        **{runs.DATA_FLAGS[k]: v for k, v in given.items()}, default_binarize=family.image_data
     )
-    out = getattr(args, "out", f"runs/{args.model}")
+    out = getattr(args, "out", runs.default_folder(args.model))
     m, result = runs.train(
         out,
         model=registry.get(args.model).name,

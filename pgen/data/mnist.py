@@ -15,6 +15,7 @@ then each dimension as a big-endian 32-bit integer, then the data in C order.
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,10 @@ def _find(directory: Path, stem: str) -> Path | None:
 def _check_pair(images: np.ndarray, labels: np.ndarray, source: str) -> None:
     if images.ndim != 3:
         raise ValueError(f"{source}: images must have shape (N, rows, cols), got {images.shape}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{source}: holds no images (shape {images.shape})")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{source}: labels must be integers, got dtype {labels.dtype}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"{source}: {images.shape[0]} images but labels of shape {labels.shape}")
 
@@ -105,8 +110,11 @@ def load_mnist_files(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarr
                         f"{path} has arrays {sorted(archive.files)}; the {split} split needs {list(keys)}"
                     )
                 images, labels = archive[keys[0]], archive[keys[1]]
-        except (OSError, EOFError) as error:
-            raise ValueError(f"cannot read {path} as an .npz archive: {error}") from error
+        except (OSError, EOFError, zipfile.BadZipFile) as error:
+            reason = f"{type(error).__name__}: {error}"
+            raise ValueError(f"cannot read {path} as an .npz archive ({reason})") from error
+        except ValueError as error:  # e.g. object arrays, which would need pickle
+            raise ValueError(f"cannot read {path}: {error}") from error
         _check_pair(images, labels, str(path))
         return images, labels
     if not path.is_dir():

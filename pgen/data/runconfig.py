@@ -24,7 +24,7 @@ EVAL_SEED = 12345  # the fixed draw that evaluates runs trained on re-drawn mini
 
 
 def data_config(
-    name: str,
+    name: str = "digits",
     *,
     path: str | None = None,
     binarize: str | None = None,

@@ -80,7 +80,16 @@ def check_data(
             f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or inf); the first is "
             f"{name}[{', '.join(map(str, first))}] = {x[first].item()}. Remove or impute them."
         )
-    return x.to(torch.get_default_dtype())
+    out = x.to(torch.get_default_dtype())
+    if out.dtype != x.dtype and not bool(torch.isfinite(out).all()):
+        worst = float(x.abs().max())
+        limit = torch.finfo(out.dtype).max
+        raise ValueError(
+            f"{name} has values up to {worst:.3g} in magnitude, beyond the range of {out.dtype} "
+            f"(about {limit:.3g}), torch's default dtype that pgen computes in; rescale the data "
+            "(or set torch.set_default_dtype(torch.float64))"
+        )
+    return out
 
 
 def check_labels(

@@ -140,7 +140,9 @@ def _batches(x, y, batch_size):
         )
 
 
-def _prepare(x, y):
+def _prepare(model, x, y):
+    """The engine's checks of the data, then the model's own (``validate_data`` of the
+    module whose method ``model`` is), as :func:`pgen.fit` makes them."""
     x = check_data(x, name="x")
     if y is not None:
         if torch.is_tensor(y) and y.is_floating_point():
@@ -148,7 +150,23 @@ def _prepare(x, y):
         else:
             y = check_labels(y, name="y")
         check_same_length(x=x, y=y)
+    validate_data = getattr(getattr(model, "__self__", None), "validate_data", None)
+    if validate_data is not None:
+        validate_data(x, y, name="x")
     return x, y
+
+
+def _finite(values: torch.Tensor, what: str) -> torch.Tensor:
+    """``values``, or a ``ValueError`` naming the examples whose estimate is not finite."""
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"the {what} of {int(bad.sum())} example(s) is not finite (the first: x[{first}], "
+            f"{values[first].item()}): the model gives those data no density, e.g. values far outside "
+            "what it was built for, or its parameters are broken"
+        )
+    return values
 
 
 def _log_weight_chunks(model, guide, xb, yb, num_samples, plate_name, model_kwargs, nesting):
@@ -178,7 +196,7 @@ def _batched_log_weights(
     batch of examples, drawn with ``seed`` without touching the global random state."""
     num_samples = check_int("num_samples", num_samples, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    x, y = _prepare(x, y)
+    x, y = _prepare(model, x, y)
     kwargs = dict(model_kwargs or {})
     with torch.random.fork_rng(devices=[], enabled=seed is not None), torch.no_grad():
         if seed is not None:
@@ -240,7 +258,7 @@ def log_likelihood(
             w = torch.softmax(log_w, dim=0)
             k = log_w.shape[0]
             errors.append(torch.sqrt(torch.clamp(k * (w**2).sum(0) - 1.0, min=0.0) / k))
-    estimates = torch.cat(estimates)
+    estimates = _finite(torch.cat(estimates), "log-likelihood")
     return (estimates, torch.cat(errors)) if return_stderr else estimates
 
 
@@ -265,7 +283,7 @@ def elbo(
     batches = _batched_log_weights(
         model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, False
     )
-    return torch.cat([log_w.mean(0) for log_w in batches])
+    return _finite(torch.cat([log_w.mean(0) for log_w in batches]), "ELBO")
 
 
 def bits_per_dim(nll, dims: int, levels: int | None = None):

@@ -208,7 +208,11 @@ def vi_posterior(
                 draws = _draws_vectorized(model, draw_guide, args, kwargs, num_draws)
             except _NotVectorizable as error:
                 warnings.warn(
-                    f"drawing from the guide one draw at a time (slower): {error}",
+                    "the model does not broadcast over a batch of draws, so pgen draws from the guide one "
+                    "draw at a time (slower, same draws). To batch them, write the model so that every "
+                    "computation broadcasts over leading dimensions: e.g. (x * w).sum(-1) instead of x @ w, "
+                    "and expand(...) / to_event(...) instead of fixed shapes; or pass vectorize=False to "
+                    f"skip the attempt. (What failed: {error})",
                     RuntimeWarning,
                     stacklevel=2,
                 )

@@ -68,7 +68,7 @@ def _data_args(x, y):
 
 @registry.register("cvae", family="conditional", reads=("data_dim", "num_classes"), data_args=_data_args)
 class CVAE(Conditioning):
-    """A conditional VAE: p(z|y) p(x|y,z) with the guide q(z|x,y); MLP networks.
+    """A conditional VAE, p(z|y) p(x|y,z) with the guide q(z|x,y), on MLP networks.
 
     Args:
         data_dim: pixels of a whole image (or features of x for ``vector``).

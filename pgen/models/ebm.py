@@ -130,7 +130,9 @@ class BoltzmannMachine(nn.Module):
 
 @registry.register("ebm", family="energy")
 class EnergyMLP(EnergyModel, nn.Module):
-    r"""A continuous energy-based model :math:`p(x) \propto \mathcal N(x; 0, s^2 I)\,e^{-E_\theta(x)}`,
+    r"""A continuous energy-based model with an MLP energy on a wide Gaussian base.
+
+    The density is :math:`p(x) \propto \mathcal N(x; 0, s^2 I)\,e^{-E_\theta(x)}`,
     :math:`E_\theta` an MLP; the wide Gaussian base (``base_scale`` s) keeps it normalizable.
 
     Trained by :func:`pgen.fit` with persistent contrastive divergence and a replay buffer

@@ -91,7 +91,7 @@ def _data_args(x, y):
 
 @registry.register("ssvae", family="semisupervised", reads=("data_dim", "num_classes"), data_args=_data_args)
 class SSVAE(SemiSupervisedModel, nn.Module):
-    """M2: a VAE whose latent state is a class y (summed out when unlabelled) and z.
+    """The semi-supervised VAE (M2): its latent state is a class y, summed out when unlabelled, and z.
 
     Args:
         data_dim: pixels of an image.

@@ -23,7 +23,7 @@ from .figures import make_figures
 from .folder import RunFolder
 from .model import build_model, load_run_model
 from .sample import sample
-from .train import FIT_KEYS, RUN_EPOCHS, ensure, resume, train
+from .train import DATA_FLAGS, FIT_KEYS, RUN_EPOCHS, default_folder, ensure, resume, train
 
 __all__ = [
     "train",
@@ -43,6 +43,8 @@ __all__ = [
     "MetricsNotWritten",
     "BINARIZE",
     "FIT_KEYS",
+    "DATA_FLAGS",
+    "default_folder",
     "RUN_EPOCHS",
 ]
 

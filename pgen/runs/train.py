@@ -9,6 +9,7 @@ treatment of image data.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,17 @@ from .figures import make_figures
 from .folder import CHECKPOINT, CONFIG, HISTORY, MODEL, RunFolder
 from .model import build_model
 
-__all__ = ["train", "resume", "ensure", "RUN_EPOCHS", "FIT_KEYS", "fit_options", "data_options"]
+__all__ = [
+    "train",
+    "resume",
+    "ensure",
+    "RUN_EPOCHS",
+    "FIT_KEYS",
+    "DATA_FLAGS",
+    "fit_options",
+    "data_options",
+    "default_folder",
+]
 
 RUN_EPOCHS = 50  # a run's length when neither epochs nor steps is given
 # the pgen.fit arguments a run may set (the rest are the run's own: data, checkpoints, progress)
@@ -73,28 +84,49 @@ def fit_options(family: families.Family | None = None) -> list[Option]:
         help_text = docs.get(key, "")
         choices = OPTIMIZERS if key == "optimizer" else None
         if key == "objective":
-            allowed = ", ".join(family.objectives) if family and family.objectives else "see pgen.fit"
-            help_text = f"the engine's objective ({allowed}). " + help_text
+            allowed = ", ".join(family.objectives) if family and family.objectives else "elbo, meanfield, ..."
+            help_text = (
+                f"the engine's objective, one of: {allowed} (elbo: Monte Carlo KL; meanfield: closed-form "
+                "KL; iwae, renyi: importance-weighted bounds; enum: discrete latent sites summed out)."
+            )
         if key == "epochs":
             help_text += " (default: epochs, unless steps is given)"
         out.append(Option(key, help_text, defaults.get(key), kinds[key], choices=choices))
     return out
 
 
+# the data flags of a run and the data_config arguments they set
+DATA_FLAGS = {
+    "data": "name",
+    "data_path": "path",
+    "binarize": "binarize",
+    "data_seed": "seed",
+    "val_fraction": "val_fraction",
+    "n": "n",
+}
+
+
 def data_options(family: families.Family | None = None) -> list[Option]:
-    """The data settings of a run (:func:`pgen.data.data_config`)."""
+    """The data settings of a run, with the defaults and help of :func:`pgen.data.data_config`."""
     docs = argument_help(data.data_config)
+    docs["name"] = "the data set."
     image = family.image_data if family else "threshold"
+    docs["binarize"] = (
+        "images: threshold at 0.5, static or dynamic (per minibatch) Bernoulli draws, uniform "
+        f"dequantization (k + u) / levels, or none (grey levels). Default for this model: {image}."
+    )
+    defaults = {k: p.default for k, p in inspect.signature(data.data_config).parameters.items()}
+    kinds = {"name": str, "path": str, "binarize": str, "seed": int, "val_fraction": float, "n": int}
+    choices = {"name": tuple(data.names()), "binarize": data.BINARIZE}
     return [
-        Option("data", "the data set.", "digits", str, choices=tuple(data.names())),
-        Option("data_path", docs["path"], None, str),
-        Option(
-            "binarize", docs["binarize"] + f" (default for images: {image})", None, str, choices=data.BINARIZE
-        ),
-        Option("data_seed", docs["seed"], 0, int),
-        Option("val_fraction", docs["val_fraction"], 0.0, float),
-        Option("n", docs["n"], None, int),
+        Option(flag, docs[arg], defaults[arg], kinds[arg], choices=choices.get(arg))
+        for flag, arg in DATA_FLAGS.items()
     ]
+
+
+def default_folder(model: str) -> str:
+    """Where ``pgen train MODEL`` writes without ``--out``."""
+    return f"runs/{model}"
 
 
 @dataclass

@@ -59,7 +59,7 @@ def _data_args(x, y):
     "diffusion", family="diffusion", reads=("data_dim", "image_shape", "data_range"), data_args=_data_args
 )
 class Diffusion(DiffusionTerms, DiffusionSampling, BoundedModel, nn.Module):
-    """A Gaussian diffusion model as a hierarchical VAE (module docstring).
+    """A Gaussian diffusion model written as a hierarchical VAE (see pgen.models.diffusion).
 
     Args:
         data_dim: size of one flattened example.
