@@ -82,7 +82,11 @@ class CVAE(Conditioning):
         image_shape: ``(rows, cols)`` for ``inpaint`` (default: square).
         mask: ``inpaint``: any observed-pixel mask (``data_dim`` booleans, True where
             observed) instead of ``quadrants``.
-        conditional_prior: learn p(z|y) (Sohn et al.) instead of N(0, I).
+        conditional_prior: learn p(z|y) (Sohn et al.'s "conditional prior network"); False
+            uses N(0, I). With N(0, I) a class-conditional CVAE puts the class into z and its
+            decoder reads it from there, ignoring y, so samples of a class are random digits
+            (on mnist5k, 48% of them classified as their class against 90% with the learned
+            prior; the README has the measurement).
         likelihood: ``bernoulli`` (binary pixels) or ``gaussian``.
         activation: hidden activation.
 
@@ -106,7 +110,7 @@ class CVAE(Conditioning):
         quadrants: int = 1,
         image_shape: tuple[int, ...] | None = None,
         mask: list[int] | None = None,
-        conditional_prior: bool = False,
+        conditional_prior: bool = True,
         likelihood: Literal["bernoulli", "gaussian"] = "bernoulli",
         activation: Literal["relu", "tanh", "softplus", "elu"] = "relu",
     ):

@@ -53,7 +53,7 @@ class RunFolder:
     def state(self) -> str:
         if self.file(MODEL).is_file():
             return "finished"
-        if self.file(CHECKPOINT).exists():
+        if self.file(CHECKPOINT).is_file():
             return "interrupted"
         if self.file(CONFIG).exists():
             return "configured"
@@ -101,6 +101,12 @@ class RunFolder:
     def claim(self) -> None:
         """Make the folder ready for a new run: refuse one that holds a run (started or
         finished); clear one whose run never reached its first checkpoint."""
+        for name in (CONFIG, CHECKPOINT, MODEL):
+            if self.file(name).is_dir():
+                where = self.file(name)
+                raise IsADirectoryError(
+                    f"{where} is a folder where pgen keeps a file: remove it, or choose another --out"
+                )
         state = self.state
         if state in ("interrupted", "finished"):
             raise FileExistsError(

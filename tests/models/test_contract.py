@@ -61,6 +61,11 @@ EXTRA = {
     "cvae-inpaint-conditional-prior": lambda: _inpaint(
         pgen.models.CVAE, latent_dim=2, conditional_prior=True
     ),
+    "cvae-standard-normal-prior": lambda: (
+        pgen.models.CVAE(12, latent_dim=3, hidden=(8,), task="class", num_classes=3, conditional_prior=False),
+        _binary(6, 12),
+        {"y": torch.tensor([0, 1, 2, 0, 1, 2])},
+    ),
     "cvae-vector-gaussian": lambda: (
         pgen.models.CVAE(5, latent_dim=2, hidden=(8,), task="vector", cond_dim=3, likelihood="gaussian"),
         torch.randn(6, 5),
