@@ -131,17 +131,7 @@ def save(path: str | Path, state: Mapping[str, Any], *, kind: str) -> Path:
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({_HEADER: header, "state": dict(state)}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    _atomic(path, lambda f: torch.save({_HEADER: header, "state": dict(state)}, f))
     _fsync_dir(path.parent)
     return path
 
@@ -219,11 +209,14 @@ def _pgen_version() -> str:
     return str(getattr(package, "__version__", "unknown"))
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
+def _atomic(path: Path, write) -> None:
+    """``write(file)`` into a temporary file beside ``path``, flushed to disk, then renamed
+    over it; on any failure (a full disk, Ctrl-C) the temporary file is removed and
+    ``path`` is as it was."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -231,12 +224,14 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (temporary file, fsync, rename)."""
     path = Path(path)
-    _atomic_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    text = (json.dumps(obj, indent=2) + "\n").encode()
+    _atomic(path, lambda f: f.write(text))
     return path
 
 

@@ -56,7 +56,7 @@ def test_the_readme_python_example_runs(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     printed = [float(line.strip("tensor()")) for line in done.stdout.split()]
     assert len(printed) == 2 and -400 < printed[0] < 0 and -400 < printed[1] < 0
-    assert (tmp_path / "samples.png").stat().st_size > 1000
+    assert (tmp_path / "runs" / "quickstart" / "samples.png").stat().st_size > 1000
 
 
 @pytest.mark.slow

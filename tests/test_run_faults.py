@@ -18,11 +18,18 @@ from pgen.cli import main
 TINY = ["--data", "digits", "--hidden", "16", "--latent-dim", "2", "--batch-size", "256", "--no-progress"]
 
 
-def _long_run(run) -> str:
-    """Python code that starts a long training into ``run`` (to be interrupted)."""
+def _interrupt_a_long_run(run, signum) -> tuple[int, str]:
+    """Start a long `pgen train` into ``run`` in another process, send it ``signum`` once
+    it has written a checkpoint; its exit code and standard error."""
     argv = ["train", "vae", "--data", "digits", "--hidden", "16", "--batch-size", "32", "--epochs", "100000"]
     argv += ["--no-progress", "--out", str(run)]
-    return f"from pgen.cli import main; import sys; sys.exit(main({argv!r}))"
+    code = f"from pgen.cli import main; import sys; sys.exit(main({argv!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    return proc.wait(), proc.stderr.read()
 
 
 def _train(out, *extra):
@@ -133,13 +140,7 @@ def test_resume_from_the_cli_as_users_type_it(tmp_path, capsys):
 
 def test_an_interrupted_run_says_how_to_continue_and_can_be_looked_at(tmp_path, capsys):
     run = tmp_path / "run"
-    code = _long_run(run)
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    code_, err = proc.wait(), proc.stderr.read()
+    code_, err = _interrupt_a_long_run(run, signal.SIGINT)
     assert code_ == 130, err
     assert f"continue with `pgen train --resume {run}`" in err and "resume=True" not in err
     assert main(["sample", str(run), "-n", "4"]) == 2
@@ -152,13 +153,7 @@ def test_an_interrupted_run_says_how_to_continue_and_can_be_looked_at(tmp_path, 
 
 def test_sigterm_behaves_like_ctrl_c(tmp_path):
     run = tmp_path / "run"
-    code = _long_run(run)
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    code_, err = proc.wait(), proc.stderr.read()
+    code_, err = _interrupt_a_long_run(run, signal.SIGTERM)
     assert code_ == 128 + signal.SIGTERM, err
     assert "SIGTERM" in err and "Traceback" not in err
     step = pgen.io.load(run / "checkpoint.pt", kind="svi")["step"]

@@ -73,6 +73,15 @@ class RunContext:
             return None
         return bits_per_dim(nll, dims, levels=self.meta.levels if mode == "dequantize" else None)
 
+    def draws_figure(self, draws: torch.Tensor, title: str):
+        """A figure of samples: an image grid (values clipped to [0, 1]) for image data,
+        else the points over the test data."""
+        from .. import plot
+
+        if self.is_image:
+            return plot.plot_images(draws.clamp(0, 1), image_shape=self.meta.image_shape, title=title)
+        return plot.plot_points(self.split("test").x, draws, title=title)
+
     def header(self, split: str, x: torch.Tensor) -> dict:
         return {
             "run": str(self.folder),

@@ -17,7 +17,7 @@ from .. import plot
 from ..inference.mcmc import sample as mcmc_sample
 from ..models.rbm import ais_log_partition, raise_log_likelihood
 from .base import Evaluation, RunContext, mean_and_se, register
-from .energy import QUIET, ContrastiveFamily, log_z_summary, snapshots
+from .energy import QUIET, ContrastiveFamily, log_z_metrics, log_z_summary, snapshots
 from .options import Option
 
 __all__ = ["BoltzmannFamily"]
@@ -77,22 +77,8 @@ class BoltzmannFamily(ContrastiveFamily):
             trace_every=max(1, ais_betas // 200),
             progress=progress,
         )
-        with torch.no_grad():
-            ll = m.log_unnormalized(x).double() - ais["log_z"]
-        mean, se = mean_and_se(ll)
-        metrics = {
-            **run.header(split, x),
-            "elbo": None,
-            "log_likelihood": mean,
-            "log_likelihood_se": se,
-            "log_z": ais["log_z"],
-            "log_z_se": ais["log_z_se"],
-            "log_z_method": "ais",
-            "ais_chains": num_samples,
-            "ais_betas": ais_betas,
-            "nll": -mean,
-            "bits_per_dim": run.bits_per_dim(-mean, int(x[0].numel())),
-        }
+        metrics = log_z_metrics(run, split, x, ais, "ais")
+        metrics.update(ais_chains=num_samples, ais_betas=ais_betas)
         if raise_betas:
             lower = raise_log_likelihood(
                 m, x, num_betas=raise_betas, base_visible_bias=base, seed=seed, progress=progress
@@ -115,10 +101,7 @@ class BoltzmannFamily(ContrastiveFamily):
 
     def sample(self, run: RunContext, *, n: int, seed: int, steps: int | None = None, **options):
         draws = self.chain_sample(run, n, seed, steps)
-        title = f"{n} samples (p(v|h) of Gibbs chains started at test images)"
-        if run.is_image:
-            return draws, plot.plot_images(draws.clamp(0, 1), image_shape=run.meta.image_shape, title=title)
-        return draws, plot.plot_points(run.split("test").x, draws, title=title)
+        return draws, run.draws_figure(draws, f"{n} samples (p(v|h) of Gibbs chains started at test images)")
 
     def figures(self, run: RunContext):
         if not run.is_image:

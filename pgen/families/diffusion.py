@@ -105,10 +105,7 @@ class DiffusionFamily(Family):
         **options,
     ):
         draws = run.model.sample(n, seed=seed, sampler=sampler, steps=steps)
-        if run.is_image:
-            title = f"{n} samples ({sampler})"
-            return draws, plot.plot_images(draws.clamp(0, 1), image_shape=run.meta.image_shape, title=title)
-        return draws, plot.plot_points(run.split("test").x, draws, title=f"{n} samples over the test data")
+        return draws, run.draws_figure(draws, f"{n} samples ({sampler})")
 
     def figures(self, run: RunContext):
         m, x = run.model, run.split("test").x

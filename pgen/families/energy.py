@@ -21,7 +21,7 @@ from ..inference.mcmc import sample as mcmc_sample
 from .base import Evaluation, Family, RunContext, mean_and_se, register
 from .options import Option, options_from
 
-__all__ = ["ContrastiveFamily", "EnergyFamily", "QUIET", "snapshots", "log_z_summary"]
+__all__ = ["ContrastiveFamily", "EnergyFamily", "QUIET", "snapshots", "log_z_summary", "log_z_metrics"]
 
 # one quiet pass of the MCMC engine, for figures
 QUIET = {"chains": 1, "warmup": 0, "seed": 0, "progress": False, "warn": False, "log_likelihood": False}
@@ -31,6 +31,25 @@ def snapshots(run, site: str, steps: list[int]):
     """``(label, states)`` after each of ``steps`` transitions of a one-pass MCMC run."""
     values = torch.as_tensor(run.samples[site])  # (chains, draws, d)
     return [(f"step {t}", values[:, t - 1]) for t in steps]
+
+
+def log_z_metrics(run: RunContext, split: str, x, est: dict, method: str) -> dict:
+    """The metrics of a test log-likelihood made with an estimate ``est`` of log Z:
+    log p~(x) - log Z per example, averaged, with its standard error over examples."""
+    with torch.no_grad():
+        ll = run.model.log_unnormalized(x).double() - est["log_z"]
+    mean, se = mean_and_se(ll)
+    return {
+        **run.header(split, x),
+        "elbo": None,
+        "log_likelihood": mean,
+        "log_likelihood_se": se,
+        "log_z": est["log_z"],
+        "log_z_se": est["log_z_se"],
+        "log_z_method": method,
+        "nll": -mean,
+        "bits_per_dim": run.bits_per_dim(-mean, int(x[0].numel())),
+    }
 
 
 def log_z_summary(m: dict) -> str:
@@ -119,24 +138,10 @@ class EnergyFamily(ContrastiveFamily):
         est = importance_log_partition(
             m.log_unnormalized, train, base_scale=m.base_scale, seed=seed, num_samples=200_000
         )
-        with torch.no_grad():
-            ll = m.log_unnormalized(x).double() - est["log_z"]
-        mean, se = mean_and_se(ll)
-        metrics = {
-            **run.header(split, x),
-            "elbo": None,
-            "log_likelihood": mean,
-            "log_likelihood_se": se,
-            "log_z": est["log_z"],
-            "log_z_se": est["log_z_se"],
-            "log_z_method": "defensive importance sampling",
-            "is_samples": est["num_samples"],
-            "ess": est["ess"],
-            "nll": -mean,
-            "bits_per_dim": run.bits_per_dim(-mean, int(x[0].numel())),
-            "seed": seed,
-            "seconds": time.perf_counter() - start,
-        }
+        metrics = log_z_metrics(run, split, x, est, "defensive importance sampling")
+        metrics.update(
+            is_samples=est["num_samples"], ess=est["ess"], seed=seed, seconds=time.perf_counter() - start
+        )
         return Evaluation(metrics)
 
     def summary(self, m: dict) -> list[str]:
@@ -144,11 +149,7 @@ class EnergyFamily(ContrastiveFamily):
 
     def sample(self, run: RunContext, *, n: int, seed: int, steps: int | None = None, **options):
         draws = self.chain_sample(run, n, seed, steps)
-        if run.is_image:
-            return draws, plot.plot_images(
-                draws.clamp(0, 1), image_shape=run.meta.image_shape, title=f"{n} samples"
-            )
-        return draws, plot.plot_points(run.split("test").x, draws, title=f"{n} samples over the test data")
+        return draws, run.draws_figure(draws, f"{n} samples ({steps or 'default'} Langevin steps)")
 
     def figures(self, run: RunContext):
         m, x = run.model, run.split("test").x

@@ -84,10 +84,8 @@ class LatentFamily(Family):
             )
 
     def sample(self, run: RunContext, *, n: int, seed: int, **options):
-        m = run.model
         if run.is_image:
-            draws = m.sample(n, seed=seed)
-            title = f"{n} samples (means of p(x|z))"
-            return draws, plot.plot_images(draws.clamp(0, 1), image_shape=run.meta.image_shape, title=title)
-        draws = m.sample(n, seed=seed, mean=False)
-        return draws, plot.plot_points(run.split("test").x, draws, title=f"{n} samples over the test data")
+            draws = run.model.sample(n, seed=seed)
+            return draws, run.draws_figure(draws, f"{n} samples (means of p(x|z))")
+        draws = run.model.sample(n, seed=seed, mean=False)  # points: draws of x, not means
+        return draws, run.draws_figure(draws, f"{n} samples over the test data")

@@ -80,11 +80,7 @@ class ScoreFamily(Family):
     def sample(self, run: RunContext, *, n: int, seed: int, steps: int | None = None, **options):
         m = run.model
         draws = m.sample(n, seed=seed, **({} if steps is None else {m.chain_length: steps}))
-        if run.is_image:
-            return draws, plot.plot_images(
-                draws.clamp(0, 1), image_shape=run.meta.image_shape, title=f"{n} samples"
-            )
-        return draws, plot.plot_points(run.split("test").x, draws, title=f"{n} samples over the test data")
+        return draws, run.draws_figure(draws, f"{n} samples (annealed Langevin)")
 
     def figures(self, run: RunContext):
         m, x = run.model, run.split("test").x
