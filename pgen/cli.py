@@ -141,7 +141,7 @@ def _family_flags(parser, declared: str) -> None:
     group = parser.add_argument_group("options of some model families")
     for options in merged.values():
         first = options[0]
-        helps = " ".join(o.help for o in options)
+        helps = " ".join(o.help + ("" if o.default is None else f" (default: {o.default})") for o in options)
         _add(
             group, type(first)(first.name, helps, None, first.type, first.choices, first.many, first.metavar)
         )

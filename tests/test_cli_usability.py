@@ -47,7 +47,7 @@ def test_help_is_plain_text_and_documents_every_model_flag(capsys):
     with pytest.raises(SystemExit):
         main(["train", "vae", "--help"])
     text = capsys.readouterr().out
-    assert re.search(r"--latent-dim LATENT_DIM\s+size of z", text)
+    assert re.search(r"--latent-dim LATENT_DIM\s+the dimension of the latent variable z", text)
     assert "(module docstring)" not in text
     with pytest.raises(SystemExit):
         main(["compare", "--help"])
@@ -116,3 +116,19 @@ def test_compare_keeps_the_methods_it_finished(tmp_path, monkeypatch, capsys):
 def test_compare_checks_its_arguments_before_the_reference_run(tmp_path, capsys):
     assert main(["compare", "logreg", "--chains", "0", "--out", str(tmp_path), "--no-progress"]) == 2
     assert "chains must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_every_flag_has_help_text():
+    from pgen import families
+    from pgen.models import registry
+    from pgen.runs.train import data_options, fit_options
+
+    options = [*fit_options(), *data_options()]
+    for name in registry.names():
+        spec = registry.get(name)
+        family = families.get(spec.family)
+        options += [*family.model_options(spec), *family.objective_options(spec)]
+    for name in families.names():
+        options += [*families.get(name).evaluate_options, *families.get(name).sample_options]
+    undocumented = sorted({o.name for o in options if len(o.help) < 10})
+    assert not undocumented, undocumented

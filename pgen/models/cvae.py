@@ -72,7 +72,7 @@ class CVAE(Conditioning):
 
     Args:
         data_dim: pixels of a whole image (or features of x for ``vector``).
-        latent_dim: size of z.
+        latent_dim: the dimension of the latent variable z.
         hidden: hidden widths of the encoder (and prior network); the decoder mirrors them.
         task: ``class``, ``inpaint`` or ``vector`` (see the module docstring).
         num_classes: labels, for ``class`` (read off the data by the CLI; unused by the
@@ -212,7 +212,16 @@ class Baseline(Conditioning):
     with an MLP :math:`f`, no latent variable (its guide is empty), so the conditional
     log-likelihood is exact and maximum likelihood is cross-entropy training.
 
-    Args: as :class:`CVAE`, without the latent ones.
+    Args:
+        data_dim: pixels of a whole image (or features of x for ``vector``).
+        hidden: hidden widths of the network f.
+        task: ``class``, ``inpaint`` or ``vector`` (as for the CVAE).
+        num_classes: labels, for ``class`` (read off the data by the CLI).
+        cond_dim: features of y, for ``vector``.
+        quadrants: observed quadrants, for ``inpaint`` (1, 2 or 3).
+        image_shape: ``(rows, cols)`` for ``inpaint`` (default: square).
+        mask: ``inpaint``: any observed-pixel mask instead of ``quadrants``.
+        activation: hidden activation.
     """
 
     likelihood = "bernoulli"

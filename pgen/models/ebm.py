@@ -145,7 +145,7 @@ class EnergyMLP(EnergyModel, nn.Module):
     Args:
         data_dim: size of one example.
         hidden: MLP widths.
-        base_scale: s.
+        base_scale: s, the standard deviation of the Gaussian base.
     """
 
     chain_length = "steps"  # the argument of sample() that sets the length of its chains
@@ -226,11 +226,18 @@ class EnergyMLP(EnergyModel, nn.Module):
         restart: float = 0.05,
         penalty: float = 0.1,
     ) -> ContrastiveDivergence:
-        """The objective of the class docstring for :func:`pgen.fit`: a replay buffer of
-        ``num_chains`` chains (``"pcd"``), ``chains_per_step`` of them moved by ``k`` ULA
-        steps of ``step_size`` per step, a fraction ``restart`` started uniformly over the
-        minibatch's box; or ``"cd"``: ``k`` steps from the minibatch. ``penalty`` is the
-        weight alpha of the energies' mean square."""
+        """The objective of the class docstring for :func:`pgen.fit`.
+
+        Args:
+            method: ``"pcd"``, a replay buffer of persistent chains, or ``"cd"``, chains
+                started at the minibatch.
+            k: ULA steps that move the chains at each training step.
+            step_size: the ULA step size.
+            num_chains: the replay buffer's size (pcd).
+            chains_per_step: buffer chains moved per training step (pcd).
+            restart: the fraction of them started afresh, uniformly over the minibatch's box.
+            penalty: the weight alpha of the energies' mean square, which keeps them bounded.
+        """
         method = check_choice("method", method, ("cd", "pcd"))
         kernel = functools.partial(self.langevin_kernel, step_size=step_size)
         if method == "cd":

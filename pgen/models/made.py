@@ -175,11 +175,12 @@ class AutoregressiveVAE(VAE):
 
     Args:
         data_dim: size of one flattened binary example.
-        latent_dim: size of z.
+        latent_dim: the dimension of the latent variable z.
         hidden: the encoder's hidden widths.
         made_hidden: the MADE decoder's hidden widths (each >= data_dim - 1).
         beta: the KL weight.
         activation: hidden activation.
+        likelihood: ``"bernoulli"``, the only one: the MADE decoder models binary pixels.
 
     Example:
         >>> m = pgen.models.AutoregressiveVAE(64, latent_dim=8)

@@ -53,7 +53,7 @@ class PPCA(LatentVariableModel, ExactLikelihoodModel, nn.Module):
 
     Args:
         data_dim: D, the dimension of x.
-        latent_dim: k < D.
+        latent_dim: k < D, the dimension of the latent variable z.
         sigma: initial noise standard deviation (> 0); learned.
     """
 

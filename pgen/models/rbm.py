@@ -149,10 +149,16 @@ class RBM(EnergyModel, nn.Module):
         num_chains: int = 100,
         init: Literal["data", "noise"] = "data",
     ) -> ContrastiveDivergence:
-        """The objective that trains this RBM with :func:`pgen.fit`: CD-k (``"cd"``, chains
-        start at the minibatch) or PCD-k (``"pcd"``, ``num_chains`` persistent chains),
-        moved by this RBM's block Gibbs kernel. PCD's chains start at random training
-        examples (``init="data"``) or at uniform random bits (``"noise"``).
+        """The objective that trains this RBM with :func:`pgen.fit`, its chains moved by
+        this RBM's block Gibbs kernel.
+
+        Args:
+            method: ``"cd"`` (CD-k: chains start at the minibatch) or ``"pcd"`` (PCD-k:
+                persistent chains).
+            k: Gibbs sweeps per training step.
+            num_chains: the number of persistent chains (pcd).
+            init: where persistent chains start: random training examples (``"data"``)
+                or uniform random bits (``"noise"``).
 
         Example:
             >>> rbm = RBM(784, 500)

@@ -95,8 +95,8 @@ class SSVAE(SemiSupervisedModel, nn.Module):
 
     Args:
         data_dim: pixels of an image.
-        num_classes: C.
-        latent_dim: size of z.
+        num_classes: C, the number of classes.
+        latent_dim: the dimension of the latent variable z.
         hidden: hidden widths of the classifier and encoder; the decoder mirrors them.
         aux_weight: alpha, the weight of the classification term log q(y|x) on labelled
             examples (Kingma et al. use 0.1 N for a bound summed over N examples).

@@ -84,7 +84,7 @@ class VAE(LatentVariableModel, nn.Module):
 
     Args:
         data_dim: size of one flattened example (784 for 28x28 images).
-        latent_dim: size of z.
+        latent_dim: the dimension of the latent variable z.
         hidden: hidden layer widths of the encoder; the decoder mirrors them.
         likelihood: ``"bernoulli"`` (binary data; the decoder gives logits) or
             ``"gaussian"`` (real data; the decoder gives the mean).

@@ -63,7 +63,7 @@ class Diffusion(DiffusionTerms, DiffusionSampling, BoundedModel, nn.Module):
 
     Args:
         data_dim: size of one flattened example.
-        timesteps: T.
+        timesteps: T, the number of noising steps.
         schedule: ``"linear"`` or ``"cosine"``.
         prediction: what the denoiser predicts: ``"eps"`` (the noise), ``"x0"`` or ``"v"``
             (:math:`\\sqrt{\\bar\\alpha_t}\\epsilon - \\sqrt{1-\\bar\\alpha_t}x_0`; Salimans &
