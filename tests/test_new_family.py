@@ -127,3 +127,29 @@ def test_a_family_defined_here_is_trained_evaluated_and_sampled_by_the_cli(tmp_p
     assert draws.shape == (7, 2) and draws.mean() > 8
     assert main(["sample", str(run), "--sampler", "ddim"]) == 2
     assert "--sampler applies to diffusion runs, not to gauss_test" in capsys.readouterr().err
+
+
+def test_a_model_is_checked_against_its_contract_when_registered_and_used():
+    class Unrecorded(DiagonalGaussian):
+        def __init__(self, data_dim: int):  # not @configured: model.config would be missing
+            super().__init__(data_dim)
+
+    with pytest.raises(TypeError, match="decorate its __init__ with pgen.models.protocols.configured"):
+        registry.register("unrecorded_test", family="gaussian_test")(Unrecorded)
+
+    class NoSample(nn.Module):
+        @protocols.configured
+        def __init__(self, data_dim: int):
+            super().__init__()
+
+        model = guide = validate_data = DiagonalGaussian.model
+        event_shape = ()
+
+    with pytest.raises(TypeError, match=r"lacks \['sample'\]"):
+        registry.register("nosample_test", family="gaussian_test")(NoSample)
+    registry.register("notlatent_test", family="latent")(DiagonalGaussian)
+    try:
+        with pytest.raises(TypeError, match=r"latent family, which needs \['LatentVariableModel'\]"):
+            families.of_model("notlatent_test")
+    finally:
+        registry.unregister("notlatent_test")

@@ -115,9 +115,12 @@ class Family:
         train_quantity: what the engine's per-example ``train_elbo`` is, in words.
         evaluate_options, sample_options: options of ``pgen evaluate``/``pgen sample``
             that only this family's runs take.
+        requires: the protocols of :mod:`pgen.models.protocols` its models implement
+            (checked when a model of the family is first used).
     """
 
     name: ClassVar[str] = ""
+    requires: ClassVar[tuple[type, ...]] = ()
     objective: ClassVar[str] = "elbo"
     objectives: ClassVar[tuple[str, ...]] = OBJECTIVES
     image_data: ClassVar[str] = "threshold"
@@ -236,5 +239,13 @@ def get(name: str) -> Family:
 
 
 def of_model(model_name: str) -> Family:
-    """The family of a registered model."""
-    return get(registry.get(model_name).family)
+    """The family of a registered model, which must implement what the family requires."""
+    spec = registry.get(model_name)
+    family = get(spec.family)
+    missing = [p.__name__ for p in family.requires if not issubclass(spec.cls, p)]
+    if missing:
+        raise TypeError(
+            f"model {model_name!r} ({spec.cls.__name__}) is of the {family.name} family, which needs "
+            f"{missing} of pgen.models.protocols; declare them as its bases"
+        )
+    return family

@@ -15,6 +15,7 @@ import torch
 
 from .. import plot
 from ..inference.mcmc import sample as mcmc_sample
+from ..models import protocols
 from ..models.rbm import ais_log_partition, raise_log_likelihood
 from .base import Evaluation, RunContext, mean_and_se, register
 from .energy import QUIET, ContrastiveFamily, log_z_metrics, log_z_summary, snapshots
@@ -36,6 +37,7 @@ def _ais_figure(ais: dict, num_chains: int, num_betas: int):
 @register
 class BoltzmannFamily(ContrastiveFamily):
     name = "boltzmann"
+    requires = (protocols.EnergyModel,)
     evaluate_options = (
         Option("ais_betas", "rbm: intermediate distributions of AIS.", 10000, int),
         Option(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .. import plot
+from ..models import protocols
 from .base import Evaluation, Family, RunContext, register
 from .likelihood import importance_metrics, importance_summary
 
@@ -41,6 +42,7 @@ def _draws(m, x, n: int, seed: int):
 @register
 class ConditionalFamily(Family):
     name = "conditional"
+    requires = (protocols.ConditionalModel,)
     uses_labels = True
     redraws_data = False  # prepare_data splits whole images; a minibatch transform would not see them
 

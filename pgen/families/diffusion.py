@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import plot
+from ..models import protocols
 from .base import Evaluation, Family, RunContext, mean_and_se, register
 from .options import Option
 
@@ -26,6 +27,7 @@ __all__ = ["DiffusionFamily"]
 @register
 class DiffusionFamily(Family):
     name = "diffusion"
+    requires = (protocols.BoundedModel,)
     objective = "meanfield"  # closed-form KLs: the notes' decomposition
     objectives = ("meanfield", "elbo")
     image_data = "dequantize"  # a density on dequantized grey levels

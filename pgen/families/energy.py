@@ -18,6 +18,7 @@ import torch
 from .. import plot
 from ..eval.energy import importance_log_partition
 from ..inference.mcmc import sample as mcmc_sample
+from ..models import protocols
 from .base import Evaluation, Family, RunContext, mean_and_se, register
 from .options import Option, options_from
 
@@ -121,6 +122,7 @@ class ContrastiveFamily(Family):
 @register
 class EnergyFamily(ContrastiveFamily):
     name = "energy"
+    requires = (protocols.EnergyModel,)
     sample_options = (Option("steps", "ebm: Langevin steps (default 500).", None, int),)
 
     def evaluate(self, run: RunContext, *, split, seed, batch_size, num_samples, progress, **options):

@@ -10,6 +10,7 @@ space, the decoder's manifold.
 from __future__ import annotations
 
 from .. import plot
+from ..models import protocols
 from .base import Evaluation, Family, RunContext, register
 from .likelihood import importance_metrics, importance_summary
 
@@ -19,6 +20,7 @@ __all__ = ["LatentFamily"]
 @register
 class LatentFamily(Family):
     name = "latent"
+    requires = (protocols.LatentVariableModel,)
 
     def evaluate(self, run: RunContext, *, split, seed, batch_size, num_samples, progress, **options):
         x, _ = run.model_view(split)

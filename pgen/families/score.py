@@ -17,6 +17,7 @@ import torch
 from .. import plot
 from ..eval import nearest_neighbour_distance
 from ..inference.mcmc import sample as mcmc_sample
+from ..models import protocols
 from ..models.score import MATCHING
 from .base import Evaluation, Family, RunContext, mean_and_se, register
 from .energy import QUIET, snapshots
@@ -28,6 +29,7 @@ __all__ = ["ScoreFamily"]
 @register
 class ScoreFamily(Family):
     name = "score"
+    requires = (protocols.ScoreBasedModel,)
     objectives = ("elbo",)
     train_quantity = "minus the score-matching loss"
     sample_options = (

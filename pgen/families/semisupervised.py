@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .. import plot
+from ..models import protocols
 from .base import Evaluation, Family, RunContext, register
 from .likelihood import importance_metrics, importance_summary
 
@@ -26,6 +27,7 @@ def _rows(m, n: int, seed: int):
 @register
 class SemiSupervisedFamily(Family):
     name = "semisupervised"
+    requires = (protocols.SemiSupervisedModel,)
     objective = "enum"  # the guide's y is enumerated: TraceEnum_ELBO sums it out
     objectives = ("enum",)
     uses_labels = True

@@ -32,6 +32,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from .latent import LatentVariableModel  # a base with helpers: interpolate, traverse, manifold
+
 __all__ = [
     "GenerativeModel",
     "LatentVariableModel",
@@ -101,14 +103,6 @@ class GenerativeModel(Protocol):
     def sample(self, n: int, *, seed: int | None = None, **options) -> torch.Tensor: ...
 
     def validate_data(self, x, y=None, *, name: str = "x") -> None: ...
-
-
-class LatentVariableModel:
-    """A model with a continuous latent z and an amortized guide q(z|x) (VAE, PPCA).
-
-    Methods: ``encode(x) -> (loc, scale)`` of q(z|x); ``decode(z)`` the mean of p(x|z);
-    ``reconstruct(x)``; ``latent_dim``.
-    """
 
 
 class ConditionalModel:

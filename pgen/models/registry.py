@@ -100,6 +100,7 @@ def register(
     fn = data_args or (lambda x, y: {"data_dim": flat_size(x)})
 
     def decorate(cls):
+        _check_contract(name, cls)
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"a model named {name!r} is already registered")
         _REGISTRY[name] = ModelSpec(name, cls, family, tuple(reads), fn)
@@ -107,6 +108,24 @@ def register(
         return cls
 
     return decorate
+
+
+_REQUIRED = ("model", "guide", "sample", "validate_data")
+
+
+def _check_contract(name: str, cls: type) -> None:
+    """A registered class provides what :class:`~pgen.models.protocols.GenerativeModel`
+    declares, and records its constructor's arguments (``@configured``)."""
+    missing = [m for m in _REQUIRED if not callable(getattr(cls, m, None))]
+    if not hasattr(cls, "event_shape"):
+        missing.append("event_shape")
+    if missing:
+        raise TypeError(f"model {name!r} ({cls.__name__}) lacks {missing}, which every pgen model provides")
+    if not getattr(cls.__init__, "__wrapped__", None):
+        raise TypeError(
+            f"model {name!r} ({cls.__name__}): decorate its __init__ with pgen.models.protocols.configured, "
+            "so that its constructor's arguments are recorded (model.config)"
+        )
 
 
 def unregister(name: str) -> None:
