@@ -24,3 +24,12 @@ fresh runs/diff_moons
 $PGEN train diffusion --data moons --loss simple --timesteps 100 --lr 3e-3 --steps 8000 \
     --hidden 128 128 128 --jit --out runs/diff_moons --no-progress
 $PY docs/reproduce/collect.py diffusion
+# the sentences under the table: the weighted proposal at 500 epochs, the VAE at 1,000
+fresh runs/diff_beta_weighted
+$PGEN train diffusion --data digits --loss elbo --variance beta --timestep-proposal weighted --epochs 500 --jit \
+    --out runs/diff_beta_weighted --no-figures --no-progress
+$PGEN evaluate runs/diff_beta_weighted --no-progress
+fresh runs/vae_deq_1000
+$PGEN train vae --data digits --binarize dequantize --likelihood gaussian --latent-dim 10 \
+    --epochs 1000 --out runs/vae_deq_1000 --no-figures --no-progress
+$PGEN evaluate runs/vae_deq_1000 --num-samples 1000 --no-progress
