@@ -132,3 +132,35 @@ def test_every_flag_has_help_text():
         options += [*families.get(name).evaluate_options, *families.get(name).sample_options]
     undocumented = sorted({o.name for o in options if len(o.help) < 10})
     assert not undocumented, undocumented
+
+
+def test_the_vi_posterior_warning_says_what_to_do():
+    import pyro
+    import torch
+
+    from pgen.inference.guides import make_guide
+
+    x, y = torch.randn(20, 2), torch.randn(20)
+
+    def matmul_model(x, y=None):  # `x @ w` does not broadcast over a batch of draws of w
+        w = pyro.sample("w", pyro.distributions.Normal(torch.zeros(2), 1.0).to_event(1))
+        with pyro.plate("data", len(x)):
+            pyro.sample("obs", pyro.distributions.Normal(x @ w, 1.0), obs=y)
+
+    guide = make_guide("meanfield", matmul_model)
+    fit = pgen.fit(matmul_model, guide, None, model_args=(x,), model_kwargs={"y": y}, steps=5, progress=False)
+    with pytest.warns(RuntimeWarning, match=r"does not broadcast.*\(x \* w\).sum\(-1\) instead of x @ w"):
+        fit.posterior(num_draws=10, seed=0)
+
+
+def test_every_figure_the_readme_shows_is_in_the_repository():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    shown = set(re.findall(r"\]\((docs/[^)]+\.png)\)", readme)) | set(
+        re.findall(r"`(docs/[\w/.-]+\.png)`", readme)
+    )
+    assert len(shown) > 20
+    missing = sorted(p for p in shown if not (root / p).is_file())
+    assert not missing, missing

@@ -101,7 +101,7 @@ def test_the_readme_bayesian_example_runs(tmp_path):
     assert "r_hat" in done.stdout and "k-hat" in done.stdout
 
 
-def test_inpainting_example_writes_the_cll_table(tmp_path):
+def test_inpainting_example_writes_the_cll_table(tmp_path, capsys):
     rows = cvae_inpainting.main(
         tmp_path, data="digits", quadrants=(2,), epochs=3, patience=2, num_samples=20, progress=False
     )
@@ -111,6 +111,12 @@ def test_inpainting_example_writes_the_cll_table(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "| 2 |" in table and f"{row['cvae CLL']:.2f}" in table
     assert (tmp_path / "cvae-q2" / "inpainting.png").is_file()
+    out = capsys.readouterr().out  # each run's result is printed as the run finishes
+    assert (
+        out.index("2 quadrant(s) observed, baseline")
+        < out.index("2 quadrant(s) observed, cvae")
+        < out.index("| 2 |")
+    )
     again = cvae_inpainting.main(  # finished runs are read back, not retrained
         tmp_path, data="digits", quadrants=(2,), epochs=3, patience=2, num_samples=20, progress=False
     )
