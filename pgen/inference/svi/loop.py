@@ -137,7 +137,7 @@ class FitLoop:
             )
             if problem is not None:
                 return self._nonfinite(problem, xb, yb, rng_before)
-            s.record_step(loss, time.perf_counter() - t0, len(idx) / e.n)
+            s.record_step(loss, time.perf_counter() - t0, len(idx), e.n)
             bar.update(1)
             now = time.perf_counter()
             if self.config.progress and now - self._postfix_at > 0.5:

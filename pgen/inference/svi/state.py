@@ -44,10 +44,11 @@ class SVIState:
     best_params: list | None = None
     seconds: float = 0.0
 
-    def record_step(self, loss: float, seconds: float, share: float) -> None:
+    def record_step(self, loss: float, seconds: float, size: int, n: int) -> None:
+        """One step's loss on a minibatch of ``size`` of the ``n`` examples."""
         self.losses.append(loss)
         self.step_times.append(seconds)
-        self.epoch_loss += loss * share
+        self.epoch_loss += loss * size / n
         self.step += 1
         self.pos += 1
 
