@@ -2,8 +2,8 @@
 
 Every model is trained by one SVI engine (:func:`pgen.fit`) and evaluated by the same
 estimators (:mod:`pgen.eval`). Subpackages: ``pgen.data``, ``pgen.models``,
-``pgen.inference``, ``pgen.eval``, ``pgen.teach``, ``pgen.plot`` (imported on first use),
-``pgen.io``.
+``pgen.inference``, ``pgen.eval``, ``pgen.teach``, ``pgen.io``, and imported on first use
+``pgen.plot``, ``pgen.runs`` (run folders, what the CLI does) and ``pgen.families``.
 """
 
 __version__ = "0.1.0"
@@ -25,14 +25,16 @@ __all__ = [
     "io",
     "teach",
     "plot",
+    "runs",
+    "families",
     "__version__",
 ]
 
 
 def __getattr__(name):
-    # matplotlib is imported only when plotting is used
-    if name == "plot":
+    # matplotlib (plot) and the run layer (runs, families) are imported on first use
+    if name in ("plot", "runs", "families"):
         import importlib
 
-        return importlib.import_module(".plot", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pgen' has no attribute {name!r}")
