@@ -11,8 +11,9 @@ guard it:
 2. Each new trace is compared with the eager objective on the same minibatch with the
    same random numbers.
 3. During training, the compiled loss is compared with the eager one at the first step of
-   every epoch and at steps 1, 2, 4, 8, ... (about 1% of the cost of an epoch), so a
-   branch that the first minibatch did not take is caught when another takes it.
+   every epoch and at steps 1, 2, 4, 8, ..., so a branch that the first minibatch did not
+   take is caught when another takes it. Measured on an MLP VAE with 36 steps an epoch,
+   this costs 3.7% of a 10-epoch fit (README, Benchmarks).
 """
 
 from __future__ import annotations
