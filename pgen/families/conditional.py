@@ -49,18 +49,9 @@ class ConditionalFamily(Family):
     def prepare(self, model, x, y, *, train: bool):
         return model.prepare_data(x, y, train=train)
 
-    def evaluate(self, run: RunContext, *, split, seed, batch_size, num_samples, progress, **options):
-        x, y = run.model_view(split)
-        metrics = importance_metrics(
-            run,
-            x,
-            {"y": y},
-            split=split,
-            seed=seed,
-            batch_size=batch_size,
-            num_samples=num_samples,
-            progress=progress,
-        )
+    def evaluate(self, run: RunContext, **settings):
+        x, y = run.model_view(settings["split"])
+        metrics = importance_metrics(run, x, {"y": y}, **settings)
         return Evaluation({**metrics, "conditional": True})
 
     def summary(self, metrics: dict) -> list[str]:

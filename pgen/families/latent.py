@@ -22,20 +22,9 @@ class LatentFamily(Family):
     name = "latent"
     requires = (protocols.LatentVariableModel,)
 
-    def evaluate(self, run: RunContext, *, split, seed, batch_size, num_samples, progress, **options):
-        x, _ = run.model_view(split)
-        return Evaluation(
-            importance_metrics(
-                run,
-                x,
-                {},
-                split=split,
-                seed=seed,
-                batch_size=batch_size,
-                num_samples=num_samples,
-                progress=progress,
-            )
-        )
+    def evaluate(self, run: RunContext, **settings):
+        x, _ = run.model_view(settings["split"])
+        return Evaluation(importance_metrics(run, x, {}, **settings))
 
     def summary(self, metrics: dict) -> list[str]:
         return importance_summary(metrics)

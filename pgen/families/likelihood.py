@@ -12,7 +12,16 @@ __all__ = ["importance_metrics", "importance_summary"]
 
 
 def importance_metrics(
-    run: RunContext, x, kw: dict, *, split: str, seed: int, batch_size: int, num_samples: int, progress: bool
+    run: RunContext,
+    x,
+    kw: dict,
+    *,
+    split: str,
+    seed: int,
+    batch_size: int,
+    num_samples: int,
+    progress: bool,
+    **_,
 ) -> dict:
     """Test ELBO (10 draws per example) and IS log-likelihood (``num_samples`` per
     example), with standard errors over examples; ``log_likelihood_mc_se`` is the mean

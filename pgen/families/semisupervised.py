@@ -35,18 +35,10 @@ class SemiSupervisedFamily(Family):
     def prepare(self, model, x, y, *, train: bool):
         return model.prepare_data(x, y, train=train)
 
-    def evaluate(self, run: RunContext, *, split, seed, batch_size, num_samples, progress, **options):
+    def evaluate(self, run: RunContext, **settings):
+        split = settings["split"]
         x, hidden = run.model_view(split)  # evaluated unlabelled: a bound on log p(x)
-        metrics = importance_metrics(
-            run,
-            x,
-            {"y": hidden},
-            split=split,
-            seed=seed,
-            batch_size=batch_size,
-            num_samples=num_samples,
-            progress=progress,
-        )
+        metrics = importance_metrics(run, x, {"y": hidden}, **settings)
         labels = run.split(split).y
         metrics["accuracy"] = float((run.model.classify(x) == labels).float().mean())
         return Evaluation(metrics)

@@ -74,14 +74,14 @@ def test_epoch_train_elbo_estimates_the_full_data_value(ppca_data):
     assert result.history["train_elbo"][0] == pytest.approx(true.log_prob(x).mean().item(), abs=1e-4)
 
 
-def _interrupt_at(step):
-    """A transform that sends SIGINT to this process at the given training step."""
+def _interrupt_at(step, signum=signal.SIGINT):
+    """A transform that sends ``signum`` (SIGINT) to this process at the given training step."""
     calls = {"n": 0}
 
     def transform(x, generator=None):
         calls["n"] += 1
         if calls["n"] == step + 1:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signum)
         return x
 
     transform.__qualname__ = "identity"  # same name as the uninterrupted runs' transform

@@ -19,6 +19,7 @@ import pgen
 from pgen.io import CheckpointError
 
 from ..conftest import tiny_vae
+from .test_svi import _interrupt_at, identity
 
 
 def test_a_checkpoint_dir_holding_another_run_is_not_overwritten(digits, tmp_path):
@@ -155,23 +156,6 @@ def test_stale_temporary_checkpoints_are_removed(digits, tmp_path):
     assert not stale.exists()
 
 
-def _terminate_at(step):
-    calls = {"n": 0}
-
-    def transform(x, generator=None):
-        calls["n"] += 1
-        if calls["n"] == step + 1:
-            signal.raise_signal(signal.SIGTERM)
-        return x
-
-    transform.__qualname__ = "identity"
-    return transform
-
-
-def identity(x, generator=None):
-    return x
-
-
 def test_sigterm_stops_a_fit_like_ctrl_c_and_it_resumes_exactly(digits, tmp_path):
     x, _ = digits
     common = dict(epochs=3, batch_size=64, progress=False, seed=3)
@@ -179,7 +163,14 @@ def test_sigterm_stops_a_fit_like_ctrl_c_and_it_resumes_exactly(digits, tmp_path
     full = pgen.fit(vae.model, vae.guide, x, transform=identity, **common)
     vae = tiny_vae(0)
     with pytest.raises(KeyboardInterrupt, match=r"SIGTERM.*checkpoint saved"):
-        pgen.fit(vae.model, vae.guide, x, transform=_terminate_at(5), checkpoint_dir=tmp_path, **common)
+        pgen.fit(
+            vae.model,
+            vae.guide,
+            x,
+            transform=_interrupt_at(5, signal.SIGTERM),
+            checkpoint_dir=tmp_path,
+            **common,
+        )
     vae = tiny_vae(9)
     resumed = pgen.fit(
         vae.model, vae.guide, x, transform=identity, checkpoint_dir=tmp_path, resume=True, **common
