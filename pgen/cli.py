@@ -11,7 +11,7 @@
 Every flag is declared elsewhere, once: a model's flags are its constructor's arguments
 (``--latent-dim`` is ``latent_dim=``, documented by the class docstring), its family
 adds its own (:mod:`pgen.families`), and the training and data flags are the run layer's
-(:func:`pgen.runs.train.fit_options`, :func:`pgen.runs.train.data_options`).
+(:func:`pgen.runs.options.fit_options`, :func:`pgen.runs.options.data_options`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _add_train(commands) -> None:
     from . import families
     from .families.options import first_sentence
     from .models import registry
-    from .runs.train import data_options, default_folder, fit_options
+    from .runs.options import data_options, default_folder, fit_options
 
     train = commands.add_parser(
         "train",
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _resume_parser() -> _Parser:
     """``pgen train --resume RUN``: the resume flags, and every training flag so that one
     given by mistake is named rather than misread."""
-    from .runs.train import data_options, fit_options
+    from .runs.options import data_options, fit_options
 
     parser = _Parser(prog="pgen train --resume")
     parser.add_argument("command")

@@ -121,7 +121,7 @@ def test_compare_checks_its_arguments_before_the_reference_run(tmp_path, capsys)
 def test_every_flag_has_help_text():
     from pgen import families
     from pgen.models import registry
-    from pgen.runs.train import data_options, fit_options
+    from pgen.runs.options import data_options, fit_options
 
     options = [*fit_options(), *data_options()]
     for name in registry.names():

@@ -22,8 +22,9 @@ from .evaluate import MetricsNotWritten, evaluate
 from .figures import make_figures
 from .folder import RunFolder
 from .model import build_model, load_run_model
+from .options import DATA_FLAGS, FIT_KEYS, RUN_EPOCHS, default_folder
 from .sample import sample
-from .train import DATA_FLAGS, FIT_KEYS, RUN_EPOCHS, default_folder, ensure, resume, train
+from .train import ensure, resume, train
 
 __all__ = [
     "train",
