@@ -28,6 +28,8 @@ def plain_text(text: str) -> str:
         inner = match.group(1)
         if match.group(0).startswith(":math:"):
             return re.sub(r"\\(mathcal|mathrm|operatorname|text)\{([^}]*)\}", r"\2", inner).replace("\\", "")
+        if match.group(0).startswith(":mod:"):
+            return inner  # a module by its full name
         return inner.rsplit(".", 1)[-1]
 
     text = _ROLE.sub(role, text)

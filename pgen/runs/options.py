@@ -68,7 +68,7 @@ def fit_options(family: families.Family | None = None) -> list[Option]:
                 "KL; iwae, renyi: importance-weighted bounds; enum: discrete latent sites summed out)."
             )
         if key == "epochs":
-            help_text += " (default: epochs, unless steps is given)"
+            help_text = "passes over the data (what a run counts unless --steps is given)."
         out.append(Option(key, help_text, defaults.get(key), kinds[key], choices=choices))
     return out
 
