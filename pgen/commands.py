@@ -1,7 +1,8 @@
 """What each ``pgen`` command does with its parsed arguments: call the run layer and
 print a short summary (full results go to files). Errors are printed as one line and
-become exit codes: 2 for bad input or files, 1 for a training that went non-finite,
-130 or 143 for Ctrl-C or SIGTERM (after the run saved what it had)."""
+become exit codes: 2 for bad input or files, 1 for a training that went non-finite or
+a ``compare`` method that failed (its table is still written), 130 or 143 for Ctrl-C or
+SIGTERM (after the run saved what it had)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def _sample(args) -> None:
     print(f"samples ({shape}) written to {out} (values in {out.with_suffix('.npz')})")
 
 
-def _compare(args) -> None:
+def _compare(args) -> int:
     from .runs.compare import compare_problem
 
     result, out, description = compare_problem(
@@ -146,9 +147,10 @@ def _compare(args) -> None:
     )
     print(f"{description}; reference: {result.reference}")
     print(result.to_markdown())
-    for method, error in result.errors.items():
-        print(f"{method} failed: {error}")
     print(f"tables (table.csv, table_parameters.csv, table.md) and figures in {out}")
+    for method, error in result.errors.items():
+        print(f"pgen: {method} failed: {error}", file=sys.stderr)
+    return 1 if result.errors else 0
 
 
 def _teach(args) -> None:
@@ -198,7 +200,7 @@ def run_command(args) -> int:
     else:
         command = _COMMANDS[args.command]
     try:
-        command(args)
+        code = command(args)
     except Interrupted as stop:
         print(f"\npgen: interrupted. {stop}", file=sys.stderr)
         return 128 + int(stop.signal)
@@ -211,4 +213,4 @@ def run_command(args) -> int:
     except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"pgen: error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    return 0
+    return code or 0

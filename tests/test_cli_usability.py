@@ -113,6 +113,25 @@ def test_compare_keeps_the_methods_it_finished(tmp_path, monkeypatch, capsys):
     assert "| meanfield |" in (out / "table.md").read_text()
 
 
+def test_compare_exits_non_zero_when_a_method_failed_and_keeps_the_others(tmp_path, monkeypatch, capsys):
+    import sys
+
+    cmp = sys.modules["pgen.inference.compare"]
+    real = cmp.make_guide
+
+    def fail_at_fullrank(name, model, **kw):
+        if name == "fullrank":
+            raise RuntimeError("linalg.cholesky: not positive-definite")
+        return real(name, model, **kw)
+
+    monkeypatch.setattr(cmp, "make_guide", fail_at_fullrank)
+    out = tmp_path / "cmp"
+    argv = ["compare", "linreg", "--methods", "meanfield,fullrank", "--steps", "50", "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 1
+    assert "pgen: fullrank failed: RuntimeError: linalg.cholesky" in capsys.readouterr().err
+    assert "| meanfield |" in (out / "table.md").read_text()
+
+
 def test_compare_checks_its_arguments_before_the_reference_run(tmp_path, capsys):
     assert main(["compare", "logreg", "--chains", "0", "--out", str(tmp_path), "--no-progress"]) == 2
     assert "chains must be an integer >= 1, got 0" in capsys.readouterr().err

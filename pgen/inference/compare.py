@@ -19,6 +19,7 @@ independent NUTS run, or draws the user gives):
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import warnings
@@ -28,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..checks import check_float, check_int
 from ..eval.arviz import flat_parameters
+from ..eval.posterior import against_reference, energy_distance, wasserstein1
+from .arguments import check_option_names, model_arguments
 from .guides import GUIDES, make_guide, vi_posterior
 from .mcmc import KERNELS, sample
 from .svi import fit
@@ -97,62 +99,6 @@ def _markdown(frame, digits: int) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- distances
-
-
-def wasserstein1(a: np.ndarray, b: np.ndarray, grid: int = 1000) -> float:
-    """W1 between two 1-D samples: the mean absolute difference of their quantile
-    functions on ``grid`` midpoints of (0, 1)."""
-    u = (np.arange(grid) + 0.5) / grid
-    return float(np.mean(np.abs(np.quantile(a, u) - np.quantile(b, u))))
-
-
-def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
-    r""":math:`2E\|X - Y\| - E\|X - X'\| - E\|Y - Y'\|` between samples ``(n, d)`` and
-    ``(m, d)`` (V-statistic); zero iff the distributions agree."""
-    x = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    y = torch.as_tensor(np.asarray(y, dtype=np.float64))
-    xy = torch.cdist(x, y).mean()
-    xx = torch.cdist(x, x).mean()
-    yy = torch.cdist(y, y).mean()
-    return float(2 * xy - xx - yy)
-
-
-def _subsample(x: np.ndarray, n: int, rng) -> np.ndarray:
-    return x if len(x) <= n else x[rng.choice(len(x), n, replace=False)]
-
-
-def _metrics(draws: dict[str, np.ndarray], ref: dict[str, np.ndarray], rng) -> tuple[list[dict], dict]:
-    rows = []
-    names = [p for p in ref if p in draws]
-    for p in names:
-        a, r = draws[p], ref[p]
-        ref_mean, ref_sd = float(r.mean()), float(r.std(ddof=1))
-        scale = ref_sd if ref_sd > 0 else 1.0
-        lo50, hi50, lo90, hi90 = np.quantile(r, [0.25, 0.75, 0.05, 0.95])
-        sd = float(a.std(ddof=1)) if len(a) > 1 else 0.0
-        rows.append(
-            {
-                "parameter": p,
-                "mean": float(a.mean()),
-                "sd": sd,
-                "ref_mean": ref_mean,
-                "ref_sd": ref_sd,
-                "sme": (float(a.mean()) - ref_mean) / scale,
-                "sd_ratio": sd / scale,
-                "w1": wasserstein1(a, r) / scale,
-                "coverage50": float(np.mean((a >= lo50) & (a <= hi50))),
-                "coverage90": float(np.mean((a >= lo90) & (a <= hi90))),
-            }
-        )
-    mean = np.array([ref[p].mean() for p in names])
-    sd = np.array([ref[p].std(ddof=1) or 1.0 for p in names])
-    x = (np.stack([draws[p] for p in names], 1) - mean) / sd
-    y = (np.stack([ref[p] for p in names], 1) - mean) / sd
-    joint = {"energy": energy_distance(_subsample(x, 1000, rng), _subsample(y, 1000, rng))}
-    return rows, joint
-
-
 def _pooled(samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``{site: (chain, draw, ...)}`` -> ``{parameter: (chain * draw,)}``."""
     return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in flat_parameters(samples).items()}
@@ -197,6 +143,28 @@ def _reference_draws(reference, model, args, kwargs, *, seed, exact, ref_options
         )
         return _pooled(run.samples), text
     raise ValueError(f"reference must be 'nuts', 'exact' or a dict of draws; got {reference!r}")
+
+
+def _check_reference_options(options) -> dict:
+    """``reference_options`` checked before the reference run: a dict of
+    :func:`pgen.sample` options."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        kind = type(options).__name__
+        raise TypeError(f"reference_options must be a dict of pgen.sample options, got {kind}")
+    allowed = set(inspect.signature(sample).parameters) - {"model", "args", "kwargs", "model_kwargs"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        check_option_names(dict.fromkeys(unknown), "reference_options")
+        allowed_text = ", ".join(sorted(allowed))
+        raise ValueError(f"reference_options has unknown option(s) {unknown}; allowed: {allowed_text}")
+    for name in ("chains", "draws"):
+        if name in options:
+            check_int(f"reference_options[{name!r}]", options[name], minimum=1)
+    if "warmup" in options:
+        check_int("reference_options['warmup']", options["warmup"], minimum=0)
+    return dict(options)
 
 
 def _check_methods(methods) -> list[str]:
@@ -344,6 +312,9 @@ def compare(
     """
     methods = _check_methods(methods)
     seed = check_int("seed", seed, minimum=0)
+    check_option_names(kwargs, "pgen.compare")
+    args, kwargs = model_arguments(args, kwargs)
+    reference_options = _check_reference_options(reference_options)
     settings = {
         "mcmc": {
             "chains": check_int("chains", chains, minimum=1),
@@ -371,7 +342,7 @@ def compare(
         kwargs,
         seed=seed,
         exact=exact,
-        ref_options=dict(reference_options or {}),
+        ref_options=reference_options,
         progress=progress,
     )
     table = _Table(ref, ref_text)
@@ -388,7 +359,7 @@ def compare(
         else:
             row.update(seconds=time.perf_counter() - start, **extra)
             table.pooled[method] = _pooled(samples)
-            per_param, joint = _metrics(table.pooled[method], ref, rng)
+            per_param, joint = against_reference(table.pooled[method], ref, rng)
             table.param_rows.extend({"method": method, **r} for r in per_param)
             row.update(_summary_row(per_param, joint))
         table.rows.append(row)

@@ -22,7 +22,9 @@ own random numbers) fails that check and falls back to eager evaluation with a w
 from __future__ import annotations
 
 import math
+import re
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -33,6 +35,8 @@ from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.subsample_messenger import _Subsample
 from torch.distributions import biject_to
+
+from .arguments import describe_arguments
 
 __all__ = ["Potential", "SiteLayout", "model_error"]
 
@@ -59,13 +63,23 @@ class SiteLayout:
     transform: torch.distributions.Transform
 
 
-def model_error(error: Exception, what: str = "the model") -> TypeError:
-    """A clear error for a model that cannot be called with the arguments given."""
+def model_error(error: Exception, what: str = "the model", args=None, kwargs=None) -> TypeError:
+    """A clear error for a model that cannot be called with the arguments given (with
+    their shapes and dtypes when they are given)."""
+    shown = "" if args is None else f" ({describe_arguments(args, kwargs or {})})"
     return TypeError(
         f"calling {what} with the arguments given failed: {type(error).__name__}: {error}. "
         "The arguments after the model are passed on as model(*args, **kwargs); check that "
-        "they match the model's signature"
+        f"they match the model's signature{shown}"
     )
+
+
+def _reason(error: Exception) -> str:
+    """The first line of an error, with numbers that change from point to point dropped,
+    so that the same failure at different points counts as one reason."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    first = re.sub(r"-?\d+\.\d+(e[-+]?\d+)?", "#", first)[:160]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def _is_latent(site) -> bool:
@@ -102,12 +116,7 @@ class Potential:
         self.model = model
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
-        with torch.random.fork_rng(devices=[]), pyro.validation_enabled(True):
-            try:
-                trace = poutine.trace(model).get_trace(*self.args, **self.kwargs)
-            except (TypeError, IndexError, RuntimeError) as error:
-                raise model_error(error) from error
-        self.prototype = trace
+        self.prototype = trace = self._prototype()
         self._check_sites(trace)
         layout, offset = [], 0
         for name, site in trace.nodes.items():
@@ -132,8 +141,34 @@ class Potential:
         if jit:
             self._compile()
         self.num_evaluations = 0
+        self.failures: Counter = Counter()  # why U(z) could not be computed, and how often
 
     # -- structure
+    def _prototype(self, tries: int = 10):
+        """A trace of the model at a prior draw, for the sites' names, shapes and supports.
+        A model may fail at some prior draws (a value its own checks refuse): up to
+        ``tries`` draws are tried. An error that says the arguments do not fit the model
+        (a wrong signature, shape or type) is raised at once, in pgen's words."""
+        signature_errors = (TypeError, IndexError, AttributeError)
+        with torch.random.fork_rng(devices=[]), pyro.validation_enabled(True):
+            for attempt in range(tries):
+                try:
+                    return poutine.trace(self.model).get_trace(*self.args, **self.kwargs)
+                except signature_errors as error:
+                    raise model_error(error, args=self.args, kwargs=self.kwargs) from error
+                except (KeyboardInterrupt, MemoryError):
+                    raise
+                except Exception as error:  # noqa: BLE001 - perhaps only this prior draw
+                    if attempt < tries - 1:
+                        continue
+                    if isinstance(error, RuntimeError) and not isinstance(error, torch.linalg.LinAlgError):
+                        raise model_error(error, args=self.args, kwargs=self.kwargs) from error
+                    raise ValueError(
+                        f"the model failed at each of {tries} draws from its prior, so its sites "
+                        f"cannot be found: {type(error).__name__}: {error}"
+                    ) from error
+        raise AssertionError("unreachable")
+
     def _check_sites(self, trace) -> None:
         discrete = [
             f"{name!r} ({type(site['fn']).__name__})"
@@ -271,10 +306,26 @@ class Potential:
         return self._eager(z)
 
     def numpy_value_and_grad(self, z: np.ndarray) -> tuple[float, np.ndarray]:
-        """The same for a float64 numpy vector: the form the samplers use."""
-        u, g = self.value_and_grad(torch.from_numpy(z).to(dtype=self.dtype, device=self.device))
-        u = float(u)
-        g = g.detach().to("cpu", torch.float64).numpy()
+        """The same for a float64 numpy vector: the form the samplers use.
+
+        Stan's rule: a point where the log density or its gradient cannot be computed
+        (the model raises, e.g. a distribution's scale underflows to 0 or a Cholesky
+        factor fails, or a value is not finite) has infinite energy. The sampler rejects
+        it, as a divergence, and goes on; the reasons are counted in :attr:`failures`.
+        """
+        try:
+            u, g = self.value_and_grad(torch.from_numpy(z).to(dtype=self.dtype, device=self.device))
+            u = float(u)
+            g = g.detach().to("cpu", torch.float64).numpy()
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as error:  # noqa: BLE001 - any failure of the model is a rejection
+            self.failures[_reason(error)] += 1
+            return math.inf, np.zeros(self.dim)
         if not math.isfinite(u):
-            u = math.inf
+            self.failures["the log density is not finite"] += 1
+            return math.inf, np.zeros(self.dim)
+        if not np.all(np.isfinite(g)):
+            self.failures["the gradient is not finite"] += 1
+            return math.inf, np.zeros(self.dim)
         return u, g

@@ -96,6 +96,23 @@ def _check_xy(x, y, *, binary: bool = False):
     return x, y
 
 
+def _check_design(x, y) -> None:
+    """Shape and dtype checks inside a regression model (no values are read, so the
+    model still compiles): ``x`` a floating ``(N, D)`` tensor, ``y`` ``None`` or ``(N,)``."""
+    if not torch.is_tensor(x):
+        raise TypeError(f"x must be a tensor of shape (N, D), got {type(x).__name__}")
+    if x.dim() != 2:
+        hint = "; for one covariate pass x.reshape(-1, 1)" if x.dim() == 1 else ""
+        raise ValueError(f"x must have shape (N, D): examples x covariates; got {tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        raise ValueError(f"x has dtype {x.dtype}; covariates must be floating point (x.float())")
+    if y is not None and (not torch.is_tensor(y) or tuple(y.shape) != (x.shape[0],)):
+        shape = tuple(y.shape) if torch.is_tensor(y) else type(y).__name__
+        raise ValueError(
+            f"y must be a tensor of shape ({x.shape[0]},) to match x {tuple(x.shape)}; got {shape}"
+        )
+
+
 class LinearRegression:
     r"""Bayesian linear regression with known noise, conjugate Gaussian prior.
 
@@ -118,6 +135,7 @@ class LinearRegression:
         self.noise_scale = check_float("noise_scale", noise_scale, positive=True)
 
     def model(self, x, y=None):
+        _check_design(x, y)
         d = x.shape[-1]
         bias = pyro.sample("bias", dist.Normal(x.new_zeros(()), self.prior_scale))
         weights = pyro.sample("weights", dist.Normal(x.new_zeros(d), self.prior_scale).to_event(1))
@@ -166,6 +184,7 @@ class LogisticRegression:
         self.bias_scale = check_float("bias_scale", bias_scale, positive=True)
 
     def model(self, x, y=None):
+        _check_design(x, y)
         d = x.shape[-1]
         bias = pyro.sample("bias", dist.Normal(x.new_zeros(()), self.bias_scale))
         weights = pyro.sample("weights", dist.Normal(x.new_zeros(d), self.prior_scale).to_event(1))

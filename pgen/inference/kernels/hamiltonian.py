@@ -41,6 +41,7 @@ __all__ = [
     "hmc_transition",
     "nuts_transition",
     "find_reasonable_step_size",
+    "metric_from_covariance",
     "MAX_DELTA_H",
 ]
 
@@ -74,6 +75,33 @@ class Metric:
     def sample_momentum(self, rng: np.random.Generator) -> np.ndarray:
         e = rng.standard_normal(self.inverse_mass.shape[0])
         return self._momentum_map @ e if self.dense else self._momentum_scale * e
+
+
+_MAX_VARIANCE = 1e30  # an estimate beyond this comes from a chain that wandered off, not from the posterior
+
+
+def metric_from_covariance(cov: np.ndarray, previous: Metric) -> tuple[Metric, str | None]:
+    """The metric for an estimated (regularized) posterior covariance, kept finite and
+    positive definite: a dense estimate that is not positive definite gives way to its
+    diagonal, and an estimate with non-finite, non-positive or absurdly large variances
+    to the ``previous`` metric. Returns the metric and, when it fell back, why."""
+    cov = np.asarray(cov, dtype=np.float64)
+    if not np.all(np.isfinite(cov)) or np.abs(cov).max() > _MAX_VARIANCE:
+        return (
+            previous,
+            "the estimated covariance is not finite (or beyond 1e30); the previous metric is kept",
+        )
+    diag = np.diag(cov) if cov.ndim == 2 else cov
+    if not np.all(diag > 0):
+        return previous, "the estimated variances are not all positive; the previous metric is kept"
+    if cov.ndim == 2:
+        try:
+            return Metric(cov), None
+        except np.linalg.LinAlgError:
+            return Metric(
+                diag
+            ), "the dense covariance estimate is not positive definite; its diagonal is used"
+    return Metric(cov), None
 
 
 def leapfrog(z, p, grad, step_size: float, metric: Metric, value_and_grad):

@@ -26,6 +26,7 @@ from .hamiltonian import (
     find_reasonable_step_size,
     hmc_transition,
     leapfrog,
+    metric_from_covariance,
     nuts_transition,
 )
 
@@ -146,6 +147,7 @@ class HMC(MCMCKernel):
         self.sum_accept = 0.0
         self.last_stats: dict | None = None
         self._last_params = None
+        self.metric_notes: list[str] = []  # where mass-matrix adaptation had to fall back
 
     def _initial_point(self) -> Point:
         pot = self.potential
@@ -175,10 +177,13 @@ class HMC(MCMCKernel):
             if math.isfinite(u) and np.all(np.isfinite(g)):
                 return Point(z, u, g)
             last = z
+        reasons = "; ".join(f"{why} ({n})" for why, n in pot.failures.most_common(3))
         raise ValueError(
             "could not find a starting point with a finite log density and gradient in 100 "
-            f"tries; the last try gave U={u}. Check the model's support, or pass init= with "
-            f"valid values for the sites {pot.names} (last try: {pot.constrain(torch.from_numpy(last))})"
+            f"tries; the last try gave U={u}"
+            + (f", and the model failed with: {reasons}" if reasons else "")
+            + f". Check the model's support, or pass init= with valid values for the sites "
+            f"{pot.names} (last try: {pot.constrain(torch.from_numpy(last))})"
         )
 
     @property
@@ -242,8 +247,9 @@ class HMC(MCMCKernel):
             if start <= t < end:
                 self.welford.update(self.point.z)
                 if t == end - 1:  # window closes: new metric, restart step-size search
-                    cov = self.welford.covariance()
-                    self.metric = Metric(cov)
+                    self.metric, note = metric_from_covariance(self.welford.covariance(), self.metric)
+                    if note:
+                        self.metric_notes.append(f"warm-up step {t + 1}: {note}")
                     self.welford.reset()
                     if self.adapt_step_size:
                         self.step_size = find_reasonable_step_size(
@@ -255,6 +261,14 @@ class HMC(MCMCKernel):
             self.step_size = self.adapter.final_step_size
 
     # -- reporting
+    @property
+    def failures(self):
+        """How often, and why, the model's log density could not be computed (each such
+        point was rejected as a divergence); a ``Counter`` over the potential's life."""
+        from collections import Counter
+
+        return Counter() if self.potential is None else self.potential.failures
+
     def logging(self):
         stats = self.last_stats or {}
         return OrderedDict(
@@ -273,6 +287,7 @@ class HMC(MCMCKernel):
             "acceptance rate": self.sum_accept / drawn if drawn else float("nan"),
             "step size": self.step_size,
             "dense mass": self.metric.dense,
+            "mass matrix fallbacks": list(self.metric_notes),
         }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -18,7 +19,16 @@ from ...checks import check_choice
 from ..kernels.hmc import HMC, NUTS
 from ..potential import model_error
 
-__all__ = ["KERNELS", "make_kernel", "run_chain", "unbatch", "Bars", "parallel_chains"]
+__all__ = [
+    "KERNELS",
+    "make_kernel",
+    "run_chain",
+    "unbatch",
+    "Bars",
+    "parallel_chains",
+    "sequential_chains",
+    "ChainsStopped",
+]
 
 KERNELS = ("nuts", "hmc")
 
@@ -53,25 +63,35 @@ def _kernel_stats(kernel, previous_divergences: int) -> tuple[dict, int]:
     return out, count
 
 
+def _failures(kernel) -> Counter:
+    """A kernel's count of the points where the model could not be evaluated (pgen's
+    kernels keep one; for others it is empty)."""
+    return Counter(getattr(kernel, "failures", None) or {})
+
+
 def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwargs, report: Callable):
-    """One chain; returns unconstrained draws by site, statistics and timings."""
+    """One chain; returns unconstrained draws by site, statistics, timings and the
+    reasons of the rejected points where the model could not be evaluated."""
     pyro.set_rng_seed(seed)
+    before = _failures(kernel)
     start = time.perf_counter()
     try:
         kernel.setup(warmup, *args, **kwargs)
     except TypeError as error:
         if "arguments given failed" in str(error):
             raise
-        raise model_error(error) from error
+        raise model_error(error, args=args, kwargs=kwargs) from error
     params = kernel.initial_params
     kept: dict[str, list] = {name: [] for name in params}
     stats: dict[str, list] = {}
     divergences = 0
     warmup_time = 0.0
+    after_warmup = _failures(kernel)
     for i in range(warmup + draws):
         params = kernel.sample(params)
         if i == warmup - 1:
             warmup_time = time.perf_counter() - start
+            after_warmup = _failures(kernel)
         if i >= warmup:
             for name, value in params.items():
                 kept[name].append(value.detach().cpu().clone())
@@ -88,6 +108,9 @@ def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwar
         "warmup_time": warmup_time,
         "sampling_time": total - warmup_time,
         "transforms": getattr(kernel, "transforms", None) or {},
+        "failures": dict(_failures(kernel) - before),
+        "failures_after_warmup": sum((_failures(kernel) - after_warmup).values()),
+        "seed": seed,
     }
     kernel.cleanup()
     return out
@@ -147,8 +170,50 @@ class Bars:
             bar.close()
 
 
+class ChainsStopped(Exception):
+    """Chains stopped before all of them finished (Ctrl-C, or a chain failed).
+
+    Attributes:
+        reason: what happened, in words.
+        runs: the chains that finished, as :func:`run_chain` returns them.
+        original: the exception that stopped them.
+    """
+
+    def __init__(self, reason: str, runs: list[dict], original: BaseException):
+        super().__init__(reason)
+        self.reason, self.runs, self.original = reason, runs, original
+
+
+def sequential_chains(kernel, seeds, warmup, draws, args, kwargs, report) -> list[dict]:
+    """Run the chains one after another. A chain that fails does not stop the others (as
+    in :func:`parallel_chains`); Ctrl-C stops them all. Either way
+    :class:`ChainsStopped` keeps the chains that finished."""
+    runs: list[dict] = []
+    failed: dict[int, BaseException] = {}
+    for chain, seed in enumerate(seeds):
+        try:
+            runs.append(run_chain(kernel, chain, seed, warmup, draws, args, kwargs, report))
+        except KeyboardInterrupt as stop:
+            raise ChainsStopped(
+                f"interrupted (Ctrl-C) during chain {chain + 1} of {len(seeds)}", runs, stop
+            ) from stop
+        except Exception as error:  # noqa: BLE001 - kept, and the other chains run
+            if not runs and isinstance(error, (TypeError, ValueError)):
+                raise  # the model or its arguments are wrong: every chain would fail the same way
+            failed[chain] = error
+    if failed:
+        first = min(failed)
+        error = failed[first]
+        what = (
+            f"{len(failed)} of {len(seeds)} chains failed; chain {first + 1}: {type(error).__name__}: {error}"
+        )
+        raise ChainsStopped(what, runs, error) from error
+    return runs
+
+
 def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars) -> list[dict]:
-    """Run chains in forked processes; each sends progress and its result back."""
+    """Run chains in forked processes; each sends progress and its result back. A chain
+    that fails does not stop the others; :class:`ChainsStopped` keeps the finished ones."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
 
@@ -163,25 +228,38 @@ def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars) -> l
             result = run_chain(kernel, chain, seed, warmup, draws, args, kwargs, report)
             result["transforms"] = None  # rebuilt in the parent (transforms need not pickle)
             queue.put(("done", chain, result, None))
-        except BaseException as error:  # noqa: BLE001 - sent to the parent, which raises it
+        except BaseException as error:  # noqa: BLE001 - sent to the parent
             queue.put(("error", chain, f"{type(error).__name__}: {error}", traceback.format_exc()))
 
     processes = [context.Process(target=worker, args=(c, s), daemon=True) for c, s in enumerate(seeds)]
     for p in processes:
         p.start()
     results: dict[int, dict] = {}
+    failed: dict[int, str] = {}
     try:
-        while len(results) < len(seeds):
+        while len(results) + len(failed) < len(seeds):
             kind, chain, payload, extra = queue.get()
             if kind == "tick":
                 bars.update(chain, payload)
             elif kind == "done":
                 results[chain] = payload
             else:
-                raise RuntimeError(f"chain {chain + 1} failed in its process: {payload}\n{extra}")
+                failed[chain] = f"{payload}\n{extra}"
+    except KeyboardInterrupt as stop:
+        done = [results[c] for c in sorted(results)]
+        raise ChainsStopped(
+            f"interrupted (Ctrl-C) with {len(done)} of {len(seeds)} chains done", done, stop
+        ) from stop
     finally:
         for p in processes:
             if p.is_alive():
                 p.terminate()
             p.join()
+    if failed:
+        first = min(failed)
+        error = RuntimeError(f"chain {first + 1} failed in its process: {failed[first]}")
+        what = (
+            f"{len(failed)} of {len(seeds)} chains failed; chain {first + 1}: {failed[first].splitlines()[0]}"
+        )
+        raise ChainsStopped(what, [results[c] for c in sorted(results)], error)
     return [results[c] for c in range(len(seeds))]

@@ -50,11 +50,13 @@ def pointwise(model, samples, dtypes, args, kwargs, observed, deterministic, *, 
     return stack(out), stack(det)
 
 
-def model_sites(model, args, kwargs) -> tuple[dict, dict, list]:
+def model_sites(model, args, kwargs, trace=None) -> tuple[dict, dict, list]:
     """The model's observed sites (their values), the dtype of every sample site, and
-    its ``pyro.deterministic`` sites, from one trace in a forked random state."""
-    with torch.random.fork_rng(devices=[]):
-        trace = poutine.trace(model).get_trace(*args, **kwargs)
+    its ``pyro.deterministic`` sites, from ``trace`` (a trace of the model that worked,
+    such as the potential's prototype) or else from one trace in a forked random state."""
+    if trace is None:
+        with torch.random.fork_rng(devices=[]):
+            trace = poutine.trace(model).get_trace(*args, **kwargs)
     sites = {n: s for n, s in trace.nodes.items() if s["type"] == "sample"}
     observed = {
         n: s["value"].detach()

@@ -10,7 +10,7 @@ import numpy as np
 from ...eval.arviz import flat_parameters
 from ...eval.diagnostics import ess_bulk, ess_tail, rhat
 
-__all__ = ["MCMCResult", "summarize", "convergence_warnings"]
+__all__ = ["MCMCResult", "summarize", "convergence_warnings", "rejection_warnings"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -38,6 +38,12 @@ class MCMCResult:
         seeds: the seed of each chain.
         kernel: the kernel's name.
         config: the settings of the run.
+        partial: True if the run stopped early (Ctrl-C, or a chain failed): the result
+            holds the chains that finished.
+        stop_reason: why it stopped early, or ``None``.
+        rejections: ``{reason: count}`` of the points where the model's log density or
+            its gradient could not be computed; each was rejected as a divergence (Stan's
+            rule) and sampling went on.
     """
 
     samples: dict[str, np.ndarray]
@@ -56,6 +62,9 @@ class MCMCResult:
     seeds: list[int]
     kernel: str
     config: dict = field(default_factory=dict)
+    partial: bool = False
+    stop_reason: str | None = None
+    rejections: dict = field(default_factory=dict)
 
     def draws_of(self, name: str) -> np.ndarray:
         """The draws of site ``name`` with chains pooled: ``(chain * draw, *shape)``."""
@@ -73,6 +82,8 @@ class MCMCResult:
         rhat = self.summary["r_hat"].to_numpy() if len(self.summary) else np.array([])
         worst = f"{np.nanmax(rhat):.3f}" if np.isfinite(rhat).any() else "n/a"
         size = f"{self.chains} chains x {self.draws} draws after {self.warmup} warm-up"
+        if self.partial:
+            size = f"PARTIAL ({self.stop_reason}): {size}"
         return (
             f"MCMCResult({self.kernel}: {size}, "
             f"{self.wall_time:.1f} s; min bulk ESS {self.min_ess_bulk:.0f}, max R-hat {worst}, "
@@ -143,3 +154,21 @@ def convergence_warnings(
             "max_tree_depth or improve the geometry."
         )
     return messages
+
+
+def rejection_warnings(rejections: dict, after_warmup: int) -> list[str]:
+    """A plain-language warning for the points where the model could not be evaluated
+    (``after_warmup`` of them after warm-up)."""
+    total = sum(rejections.values())
+    if not total:
+        return []
+    reasons = "; ".join(
+        f"{reason} ({count})" for reason, count in sorted(rejections.items(), key=lambda kv: -kv[1])[:3]
+    )
+    return [
+        f"{total} evaluation(s) of the model's log density or gradient failed ({after_warmup} after "
+        "warm-up) and were rejected as divergences (infinite energy), and sampling went on. Reasons: "
+        f"{reasons}. Where the sampler meets them after warm-up, the posterior may be cut off there: "
+        "reparameterize or bound the parameters (e.g. a scale that underflows to 0, a covariance "
+        "that stops being positive definite)."
+    ]

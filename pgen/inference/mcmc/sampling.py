@@ -6,7 +6,8 @@ import math
 import multiprocessing
 import time
 import warnings
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -14,10 +15,11 @@ import torch
 from ... import rng
 from ...checks import check_int
 from ...eval.arviz import to_inference_data
+from ..arguments import check_option_names, model_arguments
 from ..kernels.hmc import HMC
-from .chains import Bars, make_kernel, parallel_chains, run_chain, unbatch
+from .chains import Bars, ChainsStopped, make_kernel, parallel_chains, sequential_chains, unbatch
 from .postprocess import constrain, model_sites, pointwise
-from .result import MCMCResult, convergence_warnings, summarize
+from .result import MCMCResult, convergence_warnings, rejection_warnings, summarize
 
 __all__ = ["sample", "final_states"]
 
@@ -42,6 +44,7 @@ def sample(
     log_likelihood: bool = True,
     posterior_predictive: bool = False,
     warn: bool = True,
+    model_kwargs: dict | None = None,
     **kwargs,
 ) -> MCMCResult:
     r"""Draw posterior samples of ``model(*args, **kwargs)`` by MCMC.
@@ -51,7 +54,9 @@ def sample(
     Args:
         model: a Pyro model; its unobserved sample sites are sampled.
         *args, **kwargs: the model's arguments (its data), passed as
-            ``model(*args, **kwargs)``.
+            ``model(*args, **kwargs)``; checked first (:mod:`pgen.inference.arguments`):
+            numpy arrays, pandas objects and lists of floats become tensors, and NaN,
+            infinite or empty arrays are refused, naming the argument.
         kernel: ``"nuts"`` (default), ``"hmc"``, or any ``pyro.infer.mcmc`` ``MCMCKernel``
             instance (e.g. ``pyro.infer.NUTS(model)`` or an energy-model sampler); the
             options below configure the named kernels only.
@@ -78,13 +83,23 @@ def sample(
             (for ``arviz.loo``/``waic``).
         posterior_predictive: also draw the observed sites from the posterior predictive.
         warn: issue ``RuntimeWarning`` s for R-hat > 1.01, low ESS and divergences.
+        model_kwargs: keyword arguments for the model whose names are also options here
+            (``seed=``, ``draws=``) or Pyro's option names (``num_samples=``), which
+            ``**kwargs`` refuses.
+
+    A point where the model's log density or gradient cannot be computed (the model
+    raises, or a value is not finite) is rejected as a divergence and sampling goes on
+    (Stan's rule); :attr:`MCMCResult.rejections` counts the reasons. Ctrl-C, or a chain
+    that fails, returns the chains that had finished, marked ``partial``.
 
     Returns:
         An :class:`MCMCResult`.
 
     Raises:
-        ValueError, TypeError: bad arguments, a model with discrete latent sites, or
-            arguments the model cannot be called with; each names the problem.
+        ValueError, TypeError: bad arguments (Pyro-style option names included), a model
+            with discrete latent sites, or arguments the model cannot be called with; each
+            names the problem.
+        KeyboardInterrupt: Ctrl-C before any chain finished.
 
     Example:
         >>> result = pgen.sample(model, X, y, chains=4, warmup=500, draws=1000, seed=0)
@@ -97,6 +112,13 @@ def sample(
     warmup = check_int("warmup", warmup, minimum=0)
     draws = check_int("draws", draws, minimum=1)
     seed = rng.check_seed("seed", seed)
+    check_option_names(kwargs)
+    if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
+        raise TypeError(f"model_kwargs must be a dict, got {type(model_kwargs).__name__}")
+    clash = sorted(set(kwargs) & set(model_kwargs or {}))
+    if clash:
+        raise TypeError(f"{clash} given both as keyword arguments and in model_kwargs")
+    args, kwargs = model_arguments(args, {**kwargs, **(model_kwargs or {})})
     if parallel and "fork" not in multiprocessing.get_all_start_methods():
         raise ValueError("parallel=True needs the 'fork' start method (Linux, macOS); use parallel=False")
     k = make_kernel(
@@ -113,10 +135,19 @@ def sample(
     kernel_name = kernel if isinstance(kernel, str) else type(kernel).__name__
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(chains)]
     with rng.forked():
-        runs, wall = _run_chains(k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel)
+        runs, wall, stopped = _run_chains(
+            k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel
+        )
         samples, stats = _collect(runs, k)
         loglik, samples, posterior_predictive_draws, observed = _model_values(
-            model, samples, args, kwargs, seed, log_likelihood=log_likelihood, predictive=posterior_predictive
+            model,
+            samples,
+            args,
+            kwargs,
+            seed,
+            log_likelihood=log_likelihood,
+            predictive=posterior_predictive,
+            trace=getattr(getattr(k, "potential", None), "prototype", None),
         )
     return _result(
         samples,
@@ -126,7 +157,8 @@ def sample(
         loglik,
         posterior_predictive_draws,
         observed,
-        seeds=seeds,
+        stopped,
+        seeds=[run["seed"] for run in runs],
         warn=warn,
         kernel_name=kernel_name,
         kernel=kernel,
@@ -149,15 +181,35 @@ def sample(
 
 
 def _result(
-    samples, stats, runs, wall, loglik, predictive, observed, *, seeds, warn, kernel_name, kernel, k, config
+    samples,
+    stats,
+    runs,
+    wall,
+    loglik,
+    predictive,
+    observed,
+    stopped,
+    *,
+    seeds,
+    warn,
+    kernel_name,
+    kernel,
+    k,
+    config,
 ):
-    """Summary, warnings, ArviZ groups and timings of a finished run."""
+    """Summary, warnings, ArviZ groups and timings of a run."""
     chains, warmup, draws = len(next(iter(samples.values()))), config["warmup"], config["draws"]
     summary = summarize(samples)
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     depth = config["max_tree_depth"]
     hits = int((stats["tree_depth"] >= depth).sum()) if "tree_depth" in stats and kernel == "nuts" else 0
+    rejections = sum((Counter(r.get("failures", {})) for r in runs), Counter())
+    after_warmup = sum(r.get("failures_after_warmup", 0) for r in runs)
     messages = convergence_warnings(summary, divergences, chains, draws, hits)
+    messages += rejection_warnings(rejections, after_warmup)
+    if stopped is not None:
+        partial = f"the run is partial: {stopped}. The result holds the {chains} chain(s) that finished"
+        messages.insert(0, f"{partial} (of {config['chains']}).")
     if warn:
         for message in messages:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -189,13 +241,19 @@ def _result(
         seeds=seeds,
         kernel=kernel_name,
         config=config,
+        partial=stopped is not None,
+        stop_reason=stopped,
+        rejections=dict(rejections),
     )
 
 
 def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool):
-    """Every chain's raw run, and the wall time of all of them."""
+    """Every chain's raw run, the wall time of all of them, and why they stopped early
+    (``None`` when every chain finished). Chains that finished are kept when a later one
+    fails or Ctrl-C stops the run; if none had finished, the error is raised."""
     bars = Bars(len(seeds), warmup, draws, progress, parallel)
     start = time.perf_counter()
+    stopped = None
     try:
         if parallel and len(seeds) > 1:
             if isinstance(k, HMC):
@@ -206,10 +264,16 @@ def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parall
             def report(chain, i, kern):
                 bars.update(chain, i, kern.logging() if progress else None)
 
-            runs = [run_chain(k, c, s, warmup, draws, args, kwargs, report) for c, s in enumerate(seeds)]
+            runs = sequential_chains(k, seeds, warmup, draws, args, kwargs, report)
+    except ChainsStopped as stop:
+        if not stop.runs:
+            if isinstance(stop.original, KeyboardInterrupt):
+                raise KeyboardInterrupt(f"pgen.sample {stop.reason}; no chain had finished") from None
+            raise stop.original from None
+        runs, stopped = stop.runs, stop.reason
     finally:
         bars.close()
-    return runs, time.perf_counter() - start
+    return runs, time.perf_counter() - start, stopped
 
 
 def _collect(runs: list[dict], k) -> tuple[dict, dict]:
@@ -224,10 +288,10 @@ def _collect(runs: list[dict], k) -> tuple[dict, dict]:
     return constrain(unconstrained, transforms), stats
 
 
-def _model_values(model, latent, args, kwargs, seed, *, log_likelihood: bool, predictive: bool):
+def _model_values(model, latent, args, kwargs, seed, *, log_likelihood: bool, predictive: bool, trace=None):
     """The pointwise log-likelihood, the draws with ``pyro.deterministic`` sites added,
     the posterior predictive draws (if asked) and the observed data."""
-    observed, dtypes, deterministic = model_sites(model, args, kwargs)
+    observed, dtypes, deterministic = model_sites(model, args, kwargs, trace)
     names = list(observed)
     loglik, samples = {}, latent
     if (log_likelihood and names) or deterministic:
