@@ -289,3 +289,19 @@ def test_compare_checks_the_models_arguments_before_anything_runs(regression):
         pgen.compare(m.model, x, y, methods=["nuts"], reference_options={"chain": 2}, progress=False)
     with pytest.raises(ValueError, match=r"reference_options\['chains'\] must be an integer >= 1"):
         pgen.compare(m.model, x, y, methods=["nuts"], reference_options={"chains": 0}, progress=False)
+
+
+def test_a_mass_matrix_that_went_bad_is_replaced_and_reported(monkeypatch):
+    from pgen.inference.kernels import adaptation
+
+    monkeypatch.setattr(adaptation.WelfordCovariance, "covariance", lambda self: np.full((2, 2), np.nan))
+
+    def model():
+        pyro.sample("z", dist.MultivariateNormal(torch.zeros(2), torch.tensor([[1.0, 0.9], [0.9, 1.0]])))
+
+    with pytest.warns(RuntimeWarning, match="mass-matrix adaptation fell back at warm-up step"):
+        run = pgen.sample(model, chains=1, warmup=200, draws=400, seed=0, progress=False)
+    z = run.samples["z"][0]
+    assert np.all(np.isfinite(z))
+    ess = float(run.summary["ess_bulk"].min())
+    assert np.all(np.abs(z.mean(0)) < 4 / np.sqrt(ess))  # the identity metric still samples N(0, S)

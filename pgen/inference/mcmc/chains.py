@@ -111,6 +111,7 @@ def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwar
         "failures": dict(_failures(kernel) - before),
         "failures_after_warmup": sum((_failures(kernel) - after_warmup).values()),
         "seed": seed,
+        "metric_notes": list(getattr(kernel, "metric_notes", None) or []),
     }
     kernel.cleanup()
     return out

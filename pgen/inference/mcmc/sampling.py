@@ -207,6 +207,11 @@ def _result(
     after_warmup = sum(r.get("failures_after_warmup", 0) for r in runs)
     messages = convergence_warnings(summary, divergences, chains, draws, hits)
     messages += rejection_warnings(rejections, after_warmup)
+    messages += [
+        f"chain {c + 1}: mass-matrix adaptation fell back at {note}"
+        for c, run in enumerate(runs)
+        for note in run.get("metric_notes", [])
+    ]
     if stopped is not None:
         partial = f"the run is partial: {stopped}. The result holds the {chains} chain(s) that finished"
         messages.insert(0, f"{partial} (of {config['chains']}).")
