@@ -60,19 +60,24 @@ def _cholesky_fails_outside(x):
 
 
 @pytest.mark.parametrize(
-    "model, reason, jit",
+    "model, reason, jit, compiled",
     [
-        (_raises_outside, "ValueError: Expected value argument", False),
-        (_nan_gradient_outside, "the gradient is not finite", False),
-        (_cholesky_fails_outside, "linalg.cholesky", False),
-        (_cholesky_fails_outside, "linalg.cholesky", True),
+        (_raises_outside, "ValueError: Expected value argument", False, False),
+        # reads float(z): jit must not bake one branch in, so it runs eagerly
+        (_raises_outside, "ValueError: Expected value argument", True, False),
+        (_nan_gradient_outside, "the gradient is not finite", False, False),
+        (_cholesky_fails_outside, "linalg.cholesky", False, False),
+        (_cholesky_fails_outside, "linalg.cholesky", True, True),
     ],
-    ids=["raises", "nan-gradient", "cholesky", "cholesky-compiled"],
+    ids=["raises", "raises-jit-falls-back", "nan-gradient", "cholesky", "cholesky-compiled"],
 )
-def test_points_where_the_model_fails_are_rejections_and_sampling_goes_on(model, reason, jit):
+def test_points_where_the_model_fails_are_rejections_and_sampling_goes_on(model, reason, jit, compiled):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run = pgen.sample(model, None, chains=2, warmup=200, draws=800, seed=0, progress=False, jit=jit)
+    assert run.config["compiled"] is compiled
+    if jit and not compiled:
+        assert any("reads the values of its latent variables" in str(w.message) for w in caught)
     z = run.draws_of("z")
     assert np.all(np.isfinite(z)) and np.all(np.abs(z) <= A)
     # the sampler saw the target restricted to |z| <= A: a truncated standard normal
@@ -164,7 +169,9 @@ def test_a_failing_chain_keeps_the_chains_that_finished(parallel):
     seeds = _chain_seeds(0, 3)
     model = _failing_in_chain(seeds[1], MemoryError("out of memory in chain 2"), after=50)
     with pytest.warns(RuntimeWarning, match="partial"):
-        run = pgen.sample(model, chains=3, warmup=100, draws=200, seed=0, progress=False, parallel=parallel)
+        run = pgen.sample(
+            model, chains=3, warmup=100, draws=200, seed=0, progress=False, parallel=parallel, jit=False
+        )
     assert run.partial and run.chains == 2
     assert "1 of 3 chains failed; chain 2" in run.stop_reason and "MemoryError" in run.stop_reason
     assert run.samples["z"].shape == (2, 200)
@@ -179,6 +186,7 @@ def test_a_failing_chain_keeps_the_chains_that_finished(parallel):
         seed=0,
         progress=False,
         warn=False,
+        jit=False,
     )
     np.testing.assert_allclose(run.samples["z"][0], full.samples["z"][0])
     np.testing.assert_allclose(run.samples["z"][1], full.samples["z"][2])
@@ -188,7 +196,9 @@ def test_ctrl_c_returns_what_was_drawn():
     seeds = _chain_seeds(0, 3)
     model = _failing_in_chain(seeds[1], KeyboardInterrupt(), after=20)
     with pytest.warns(RuntimeWarning, match="partial"):
-        run = pgen.sample(model, chains=3, warmup=50, draws=100, seed=0, progress=False)
+        run = pgen.sample(
+            model, chains=3, warmup=50, draws=100, seed=0, progress=False, jit=False, parallel=False
+        )
     assert run.partial and run.chains == 1 and "interrupted (Ctrl-C) during chain 2 of 3" in run.stop_reason
     assert run.samples["z"].shape == (1, 100)
 
@@ -196,7 +206,7 @@ def test_ctrl_c_returns_what_was_drawn():
 def test_ctrl_c_before_any_chain_finished_is_still_ctrl_c():
     model = _failing_in_chain(_chain_seeds(0, 2)[0], KeyboardInterrupt(), after=20)
     with pytest.raises(KeyboardInterrupt, match="no chain had finished"):
-        pgen.sample(model, chains=2, warmup=50, draws=100, seed=0, progress=False)
+        pgen.sample(model, chains=2, warmup=50, draws=100, seed=0, progress=False, jit=False, parallel=False)
 
 
 # --------------------------------------------------------------------------- arguments
@@ -305,3 +315,69 @@ def test_a_mass_matrix_that_went_bad_is_replaced_and_reported(monkeypatch):
     assert np.all(np.isfinite(z))
     ess = float(run.summary["ess_bulk"].min())
     assert np.all(np.abs(z.mean(0)) < 4 / np.sqrt(ess))  # the identity metric still samples N(0, S)
+
+
+def test_a_compiled_potential_keeps_the_models_linear_algebra_checks():
+    """make_fx splits linalg.cholesky into a factorization and a check that returns
+    nothing, which torch.jit.trace drops: the compiled potential must still fail where
+    the model fails, not return a garbage factor of a matrix that is not positive
+    definite."""
+    from pgen.inference.potential import Potential
+
+    def gp(x, y):
+        lengthscale = pyro.sample("lengthscale", dist.LogNormal(0.0, 1.0))
+        jitter = pyro.sample("jitter", dist.Normal(0.0, 1.0))  # a "noise" that may go negative
+        cov = torch.exp(-0.5 * (x[:, None] - x[None, :]) ** 2 / lengthscale**2) + jitter * torch.eye(len(x))
+        pyro.sample("y", dist.MultivariateNormal(torch.zeros(len(x)), covariance_matrix=cov), obs=y)
+
+    x = torch.linspace(0.0, 1.0, 6)
+    pot = Potential(gp, (x, torch.sin(3 * x)), jit=True)
+    assert pot.compiled is not None
+    good, bad = torch.tensor([0.0, 0.5]), torch.tensor([0.0, -2.0])  # jitter 0.5 and -2
+    np.testing.assert_allclose(pot.value_and_grad(good)[0], pot._eager(good)[0], rtol=1e-4)
+    with pytest.raises((ValueError, torch.linalg.LinAlgError)):  # Pyro's validation or the factorization
+        pot._eager(bad)
+    with pytest.raises(torch.linalg.LinAlgError, match="linalg.cholesky"):
+        pot.value_and_grad(bad)
+    u, g = pot.numpy_value_and_grad(bad.double().numpy())
+    assert u == math.inf and any("linalg.cholesky" in why for why in pot.failures)
+
+
+_SLOW_SECOND_CHAIN = """
+import sys, time, numpy as np, pyro, pyro.distributions as dist, torch, pgen
+seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(0).spawn(2)]
+calls = [0]
+def model():
+    z = pyro.sample("z", dist.Normal(0.0, 1.0))
+    if torch.initial_seed() == seeds[1]:
+        time.sleep(0.01)  # the second chain is slow: Ctrl-C comes while it runs
+        calls[0] += 1
+        if calls[0] == 300:  # by now the first chain (150 transitions, no sleep) is done
+            print("SLOW", flush=True)
+run = pgen.sample(model, chains=2, warmup=50, draws=100, seed=0, progress=False, jit=False,
+                  parallel=sys.argv[1] == "parallel", warn=False)
+print("RESULT", run.partial, run.chains, run.samples["z"].shape, run.stop_reason, flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+def test_a_real_ctrl_c_returns_the_finished_chains(mode):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_SECOND_CHAIN, mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    deadline = time.monotonic() + 120
+    while process.stdout.readline().strip() != "SLOW":
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()[-2000:]
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches every process of the group
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+    assert "RESULT True 1 (1, 100) interrupted (Ctrl-C)" in out, out + err[-2000:]

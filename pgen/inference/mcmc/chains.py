@@ -4,6 +4,7 @@ seeded, with a progress bar per chain."""
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import time
 import traceback
 from collections import Counter
@@ -230,13 +231,13 @@ def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars) -> l
             result["transforms"] = None  # rebuilt in the parent (transforms need not pickle)
             queue.put(("done", chain, result, None))
         except BaseException as error:  # noqa: BLE001 - sent to the parent
-            queue.put(("error", chain, f"{type(error).__name__}: {error}", traceback.format_exc()))
+            queue.put(("error", chain, _picklable(error), traceback.format_exc()))
 
     processes = [context.Process(target=worker, args=(c, s), daemon=True) for c, s in enumerate(seeds)]
     for p in processes:
         p.start()
     results: dict[int, dict] = {}
-    failed: dict[int, str] = {}
+    failed: dict[int, BaseException] = {}
     try:
         while len(results) + len(failed) < len(seeds):
             kind, chain, payload, extra = queue.get()
@@ -245,7 +246,8 @@ def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars) -> l
             elif kind == "done":
                 results[chain] = payload
             else:
-                failed[chain] = f"{payload}\n{extra}"
+                failed[chain] = payload
+                payload.chain_traceback = extra  # where it failed, in the chain's process
     except KeyboardInterrupt as stop:
         done = [results[c] for c in sorted(results)]
         raise ChainsStopped(
@@ -258,9 +260,19 @@ def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars) -> l
             p.join()
     if failed:
         first = min(failed)
-        error = RuntimeError(f"chain {first + 1} failed in its process: {failed[first]}")
+        error = failed[first]
         what = (
-            f"{len(failed)} of {len(seeds)} chains failed; chain {first + 1}: {failed[first].splitlines()[0]}"
+            f"{len(failed)} of {len(seeds)} chains failed; chain {first + 1}: {type(error).__name__}: {error}"
         )
         raise ChainsStopped(what, [results[c] for c in sorted(results)], error)
     return [results[c] for c in range(len(seeds))]
+
+
+def _picklable(error: BaseException) -> BaseException:
+    """``error`` itself if it survives pickling (to be raised again in the parent with
+    its own type), else a ``RuntimeError`` with its type and message."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001 - any failure to pickle
+        return RuntimeError(f"{type(error).__name__}: {error}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import time
 import warnings
 from collections import Counter
@@ -33,9 +34,9 @@ def sample(
     draws: int = 1000,
     seed: int = 0,
     progress: bool = True,
-    jit: bool = False,
+    jit: bool = True,
     init="uniform",
-    parallel: bool = False,
+    parallel: bool | str = "auto",
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
     dense_mass="auto",
@@ -68,11 +69,16 @@ def sample(
         progress: show one progress bar per chain.
         jit: compile the potential energy and its gradient into one graph
             (:mod:`pgen.inference.potential`): same draws up to float rounding, several
-            times faster per gradient.
+            times faster per gradient. A model that cannot be compiled (its Python code
+            reads its latent values, or the graph disagrees with it at test points) runs
+            eagerly, with one warning saying why; ``config["compiled"]`` of the result
+            says which ran. ``jit=False``: always eager.
         init: ``"uniform"`` (unconstrained coordinates uniform in (-2, 2)), ``"median"``
             (prior medians) or a dict of constrained site values.
-        parallel: run chains in parallel processes (``fork``; Linux and macOS) instead
-            of one after another.
+        parallel: ``True``: run chains in parallel processes (``fork``; Linux and macOS),
+            one thread each; ``False``: one after another; ``"auto"`` (default): in
+            processes when there are several chains, pgen's named kernel, more than one
+            core and ``fork``, and CUDA is not in use. ``config["parallel"]`` says which.
         target_accept: mean acceptance probability that step-size adaptation aims at
             (raise towards 0.95 to remove divergences in difficult geometry).
         max_tree_depth: NUTS trajectories have at most ``2**max_tree_depth`` steps.
@@ -119,8 +125,7 @@ def sample(
     if clash:
         raise TypeError(f"{clash} given both as keyword arguments and in model_kwargs")
     args, kwargs = model_arguments(args, {**kwargs, **(model_kwargs or {})})
-    if parallel and "fork" not in multiprocessing.get_all_start_methods():
-        raise ValueError("parallel=True needs the 'fork' start method (Linux, macOS); use parallel=False")
+    parallel = _use_processes(parallel, chains, kernel)
     k = make_kernel(
         kernel,
         model,
@@ -171,8 +176,9 @@ def sample(
             "draws": draws,
             "seed": seed,
             "jit": bool(jit),
+            "compiled": _compiled(k),
             "init": init if isinstance(init, str) else "dict",
-            "parallel": bool(parallel),
+            "parallel": parallel,
             "target_accept": target_accept,
             "max_tree_depth": max_tree_depth,
             "dense_mass": dense_mass,
@@ -279,6 +285,32 @@ def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parall
     finally:
         bars.close()
     return runs, time.perf_counter() - start, stopped
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _use_processes(parallel, chains: int, kernel) -> bool:
+    """Whether to run the chains in forked processes (see ``sample``'s ``parallel``)."""
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    if parallel == "auto":
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        return chains > 1 and isinstance(kernel, str) and fork and _cores() > 1 and not cuda
+    if not isinstance(parallel, bool):
+        raise ValueError(f"parallel must be True, False or 'auto'; got {parallel!r}")
+    if parallel and not fork:
+        raise ValueError("parallel=True needs the 'fork' start method (Linux, macOS); use parallel=False")
+    return parallel
+
+
+def _compiled(k) -> bool | None:
+    """Whether the kernel's potential ran compiled (``None``: not a pgen HMC kernel)."""
+    potential = getattr(k, "potential", None)
+    return None if potential is None else potential.compiled is not None
 
 
 def _collect(runs: list[dict], k) -> tuple[dict, dict]:
