@@ -1,12 +1,20 @@
-"""ESS per second of pgen.sample against pyro.infer.MCMC with NUTS, in the same run.
+"""NUTS with default arguments: pgen.sample against Pyro and NumPyro, in the same run.
 
 Bayesian logistic regression on the breast-cancer data (569 x 30, standardized;
-``pgen.models.bayes.LogisticRegression``), one chain, 500 warm-up + 1000 draws, one
-thread. ESS is the smallest bulk ESS over the 31 parameters (computed by
-``pgen.eval.diagnostics.ess_bulk`` for every sampler alike); time is the whole run,
-warm-up included. Every sampler repeats over ``--seeds`` and the median ESS/s is
-reported with each run's figure, as ratios to Pyro's default NUTS and to Pyro with
-``jit_compile=True``. The issue's target: pgen >= 4x Pyro default and >= 2x Pyro JIT.
+``pgen.models.bayes.LogisticRegression``, written again for NumPyro), 500 warm-up +
+1000 draws per chain, with 1 and with 4 chains. Each library runs with its defaults on
+the whole machine, as a user's script would: pgen compiles the potential and runs
+chains in processes; Pyro runs one chain in-process (and 4 in processes), eagerly, and
+with ``jit_compile=True`` as a second row; NumPyro compiles with XLA, "cold" (a fresh
+``MCMC``, compile included) and "warm" (the same ``MCMC`` run again, compiled already),
+its chains vectorized. ESS is the smallest bulk ESS over the 31 parameters
+(``pgen.eval.diagnostics.ess_bulk`` for every sampler alike); time is the whole run.
+The medians over ``--seeds`` are reported, as ratios to NumPyro cold.
+
+The second problem is a strongly correlated regression (intercept and slope on years
+near 4,000, posterior correlation about -0.99999): pgen with defaults, the time and ESS.
+
+NumPyro is a bench-only install (``make bench-deps``); without it its rows are skipped.
 
     python bench/nuts.py               # 3 seeds
     python bench/nuts.py --seeds 1     # quicker
@@ -21,6 +29,7 @@ import warnings
 
 import numpy as np
 import pyro
+import pyro.distributions as dist
 import torch
 from pyro.infer import MCMC
 from pyro.infer import NUTS as PyroNUTS
@@ -30,38 +39,89 @@ from pgen.eval.diagnostics import ess_bulk
 from pgen.models.bayes import LogisticRegression
 
 
-def pyro_run(model, x, y, seed, warmup, draws, jit):
+def min_ess(samples: dict) -> float:
+    """Smallest bulk ESS over every scalar parameter of ``{site: (chain, draw, ...)}``."""
+    return min(float(np.min(ess_bulk(np.asarray(v, dtype=np.float64)))) for v in samples.values())
+
+
+def pgen_run(model, data, seed, warmup, draws, chains):
+    start = time.perf_counter()
+    r = pgen.sample(
+        model, *data, chains=chains, warmup=warmup, draws=draws, seed=seed, progress=False, warn=False
+    )
+    return min_ess(r.samples), time.perf_counter() - start
+
+
+def pyro_run(model, data, seed, warmup, draws, chains, jit):
     pyro.set_rng_seed(seed)
     kernel = PyroNUTS(model, jit_compile=jit, ignore_jit_warnings=True)
-    mcmc = MCMC(kernel, num_samples=draws, warmup_steps=warmup, num_chains=1, disable_progbar=True)
+    mcmc = MCMC(kernel, num_samples=draws, warmup_steps=warmup, num_chains=chains, disable_progbar=True)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mcmc.run(x, y)
+        mcmc.run(*data)
     seconds = time.perf_counter() - start
     s = mcmc.get_samples(group_by_chain=True)
-    ess = min(float(np.min(ess_bulk(s[k].double().numpy()))) for k in ("bias", "weights"))
-    return ess, seconds
+    return min_ess({k: v.double().numpy() for k, v in s.items()}), seconds
 
 
-def pgen_run(model, x, y, seed, warmup, draws, jit, dense):
-    start = time.perf_counter()
-    r = pgen.sample(
-        model,
-        x,
-        y,
-        chains=1,
-        warmup=warmup,
-        draws=draws,
-        seed=seed,
-        jit=jit,
-        dense_mass=dense,
-        progress=False,
-        log_likelihood=False,
-        warn=False,
+def numpyro_runs(data, seed, warmup, draws, chains):
+    """(cold, warm) results of NumPyro's NUTS on the same logistic regression."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as nd
+    from numpyro.infer import MCMC as NMCMC
+    from numpyro.infer import NUTS as NNUTS
+
+    def model(x, y):
+        bias = numpyro.sample("bias", nd.Normal(0.0, 5.0))
+        weights = numpyro.sample("weights", nd.Normal(jnp.zeros(x.shape[1]), 1.0).to_event(1))
+        with numpyro.plate("data", x.shape[0]):
+            numpyro.sample("obs", nd.Bernoulli(logits=bias + x @ weights), obs=y)
+
+    x, y = (jnp.asarray(t.numpy()) for t in data)
+    mcmc = NMCMC(
+        NNUTS(model),
+        num_warmup=warmup,
+        num_samples=draws,
+        num_chains=chains,
+        chain_method="vectorized",
+        progress_bar=False,
     )
-    seconds = time.perf_counter() - start
-    return r.min_ess_bulk, seconds
+    out = []
+    for run in range(2):
+        start = time.perf_counter()
+        mcmc.run(jax.random.PRNGKey(seed + 1000 * run), x, y)
+        jax.block_until_ready(mcmc.get_samples())
+        seconds = time.perf_counter() - start
+        s = mcmc.get_samples(group_by_chain=True)
+        out.append((min_ess({k: np.asarray(v) for k, v in s.items()}), seconds))
+    return out
+
+
+def correlated_regression(seed: int = 0):
+    """y = a + b * year + noise on 40 years near 4,000: a and b have posterior
+    correlation of about -0.99999 (the intercept is 4,000 slopes away from the data)."""
+    g = torch.Generator().manual_seed(seed)
+    year = 3990.0 + 20.0 * torch.rand(40, generator=g)
+    y = 2.0 + 0.01 * (year - 4000.0) + 0.5 * torch.randn(40, generator=g)
+
+    def model(year, y=None):
+        a = pyro.sample("a", dist.Normal(0.0, 100.0))
+        b = pyro.sample("b", dist.Normal(0.0, 10.0))
+        sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
+        with pyro.plate("n", len(year)):
+            pyro.sample("y", dist.Normal(a + b * year, sigma), obs=y)
+
+    return model, (year, y)
+
+
+def report(name, rows, results):
+    rates = [ess / sec for ess, sec in rows]
+    results[name] = statistics.median(rates)
+    detail = ", ".join(f"{ess:.0f} / {sec:.1f} s" for ess, sec in rows)
+    print(f"{name:42s} {results[name]:8.1f} ESS/s   (min bulk ESS / seconds: {detail})", flush=True)
 
 
 def main():
@@ -70,34 +130,50 @@ def main():
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=1000)
     args = parser.parse_args()
-    torch.set_num_threads(1)
     x, y = pgen.data.breast_cancer()
-    model = LogisticRegression().model
-    methods = {
-        "pyro NUTS (default)": lambda s: pyro_run(model, x, y, s, args.warmup, args.draws, False),
-        "pyro NUTS jit_compile=True": lambda s: pyro_run(model, x, y, s, args.warmup, args.draws, True),
-        "pgen.sample (defaults: eager, dense mass)": lambda s: pgen_run(
-            model, x, y, s, args.warmup, args.draws, False, "auto"
-        ),
-        "pgen.sample jit=True, diagonal mass": lambda s: pgen_run(
-            model, x, y, s, args.warmup, args.draws, True, False
-        ),
-        "pgen.sample jit=True (dense mass)": lambda s: pgen_run(
-            model, x, y, s, args.warmup, args.draws, True, "auto"
-        ),
-    }
-    results = {}
-    for name, run in methods.items():
-        rows = [run(seed) for seed in range(args.seeds)]
-        rates = [ess / sec for ess, sec in rows]
-        results[name] = statistics.median(rates)
-        detail = ", ".join(f"{ess:.0f} ESS / {sec:.1f} s" for ess, sec in rows)
-        print(f"{name:45s} {results[name]:8.1f} ESS/s   ({detail})", flush=True)
-    base, base_jit = results["pyro NUTS (default)"], results["pyro NUTS jit_compile=True"]
-    print()
-    print(f"{'method':45s} {'ESS/s':>8s} {'vs pyro':>8s} {'vs pyro jit':>12s}")
-    for name, rate in results.items():
-        print(f"{name:45s} {rate:8.1f} {rate / base:7.1f}x {rate / base_jit:11.1f}x")
+    model, data = LogisticRegression().model, (x, y)
+    seeds = range(args.seeds)
+    w, d = args.warmup, args.draws
+    try:
+        import numpyro  # noqa: F401
+    except ImportError:
+        numpyro_ok = False
+        print("NumPyro is not installed (make bench-deps): its rows are skipped")
+    else:
+        numpyro_ok = True
+    for chains in (1, 4):
+        print(f"\n== logistic regression, {chains} chain(s) x ({w} + {d})")
+        results: dict[str, float] = {}
+        report("pgen.sample (defaults)", [pgen_run(model, data, s, w, d, chains) for s in seeds], results)
+        if numpyro_ok:
+            runs = [numpyro_runs(data, s, w, d, chains) for s in seeds]
+            report("NumPyro NUTS, cold (compile included)", [r[0] for r in runs], results)
+            report("NumPyro NUTS, warm (compiled already)", [r[1] for r in runs], results)
+        report(
+            "Pyro NUTS (default)", [pyro_run(model, data, s, w, d, chains, False) for s in seeds[:1]], results
+        )
+        report(
+            "Pyro NUTS jit_compile=True",
+            [pyro_run(model, data, s, w, d, chains, True) for s in seeds[:1]],
+            results,
+        )
+        base = results.get("NumPyro NUTS, cold (compile included)")
+        if base:
+            print(f"\n{'sampler':42s} {'ESS/s':>8s} {'vs NumPyro cold':>16s}")
+            for name, rate in results.items():
+                print(f"{name:42s} {rate:8.1f} {rate / base:15.2f}x")
+    print(f"\n== correlated regression (years near 4,000), pgen defaults, 4 chains x ({w} + {d})")
+    cmodel, cdata = correlated_regression()
+    for s in seeds:
+        start = time.perf_counter()
+        r = pgen.sample(cmodel, *cdata, warmup=w, draws=d, seed=s, progress=False, warn=False)
+        seconds = time.perf_counter() - start
+        corr = np.corrcoef(r.draws_of("a"), r.draws_of("b"))[0, 1]
+        print(
+            f"seed {s}: {seconds:.1f} s, min bulk ESS {r.min_ess_bulk:.0f}, corr(a, b) {corr:.6f}, "
+            f"{r.divergences} divergences",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -124,7 +124,9 @@ def compile_function(fn: Callable, z0: torch.Tensor) -> CompiledFunction:
     check_value_independent(fn, z0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graph = make_fx(fn)(z0)
+        # values read from constants (``prior_sd.item()``) are constants of the graph;
+        # reading the input's values was refused by the fake trace above
+        graph = make_fx(fn, _error_on_data_dependent_ops=False)(z0)
     apis = _checks_as_output(graph.graph)
     graph.graph.eliminate_dead_code()
     dropped = _void_operations(graph.graph)

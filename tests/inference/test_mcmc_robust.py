@@ -304,7 +304,7 @@ def test_compare_checks_the_models_arguments_before_anything_runs(regression):
 def test_a_mass_matrix_that_went_bad_is_replaced_and_reported(monkeypatch):
     from pgen.inference.kernels import adaptation
 
-    monkeypatch.setattr(adaptation.WelfordCovariance, "covariance", lambda self: np.full((2, 2), np.nan))
+    monkeypatch.setattr(adaptation.WelfordCovariance, "covariance", lambda self, **_: np.full((2, 2), np.nan))
 
     def model():
         pyro.sample("z", dist.MultivariateNormal(torch.zeros(2), torch.tensor([[1.0, 0.9], [0.9, 1.0]])))

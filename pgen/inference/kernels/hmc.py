@@ -29,6 +29,7 @@ from .hamiltonian import (
     metric_from_covariance,
     nuts_transition,
 )
+from .mode_metric import metric_at_mode
 
 __all__ = [
     "HMC",
@@ -46,6 +47,12 @@ __all__ = [
 ]
 
 DENSE_MASS_MAX_DIM = 50  # dense_mass="auto" adapts a dense matrix up to this many dimensions
+# A window estimates a dense matrix only from at least this many draws per dimension: with
+# fewer, the sample covariance is rank-deficient or ill-conditioned (its smallest
+# eigenvalue is about (1 - sqrt(D/n))^2 of the true one; Marchenko & Pastur 1967) and
+# makes trajectories far longer than a diagonal estimate does; such a window uses the
+# diagonal of its estimate.
+DENSE_DRAWS_PER_DIM = 5
 
 
 class HMC(MCMCKernel):
@@ -75,6 +82,10 @@ class HMC(MCMCKernel):
             trajectory length close to a period of the posterior (about 2 pi in the
             whitened space) brings every proposal back near its start; jittering breaks
             that. 0 turns it off.
+        metric_init: the dense metric warm-up starts from: ``"mode"`` (default): the
+            inverse Hessian at the posterior mode where there is one
+            (:mod:`~pgen.inference.kernels.mode_metric`), else the identity;
+            ``"identity"``: Stan's start.
     """
 
     _uses_tree = False
@@ -92,6 +103,7 @@ class HMC(MCMCKernel):
         init="uniform",
         jit: bool = False,
         step_size_jitter: float = 0.2,
+        metric_init: str = "mode",
     ):
         if not callable(model):
             raise TypeError(f"model must be a callable Pyro model, got {type(model).__name__}")
@@ -113,6 +125,7 @@ class HMC(MCMCKernel):
         self.init = init
         self.jit = bool(jit)
         self.step_size_jitter = check_float("step_size_jitter", step_size_jitter, nonnegative=True, below=1.0)
+        self.metric_init = check_choice("metric_init", metric_init, ("mode", "identity"))
         self.potential: Potential | None = None
         self._cache_key = None
 
@@ -134,6 +147,15 @@ class HMC(MCMCKernel):
         dense = dim <= DENSE_MASS_MAX_DIM if self.dense_mass == "auto" else bool(self.dense_mass)
         self.metric = Metric.identity(dim, dense)
         self.point = self._initial_point()
+        self.metric_notes: list[str] = []  # where mass-matrix adaptation had to fall back
+        self.mode_metric = None
+        if dense and self.adapt_mass_matrix and self.metric_init == "mode" and self.warmup_steps > 0:
+            mode, cov, why = metric_at_mode(self.potential, self.point.z)
+            if cov is not None:
+                self.metric, why = metric_from_covariance(cov, self.metric)
+            self.mode_metric = "used" if why is None else f"not used: {why}"
+            if why is None and not isinstance(self.init, dict):  # a start the user gave is kept
+                self.point = self._laplace_point(mode)
         self.step_size = (
             self.step_size0
             if self.step_size0 is not None
@@ -147,7 +169,16 @@ class HMC(MCMCKernel):
         self.sum_accept = 0.0
         self.last_stats: dict | None = None
         self._last_params = None
-        self.metric_notes: list[str] = []  # where mass-matrix adaptation had to fall back
+
+    def _laplace_point(self, mode: np.ndarray) -> Point:
+        """A draw from the Laplace approximation N(mode, metric) (the mode itself where
+        the model cannot be evaluated at the draw)."""
+        z = mode + np.linalg.cholesky(self.metric.inverse_mass) @ self.rng.standard_normal(len(mode))
+        for candidate in (z, mode):
+            u, g = self.value_and_grad(candidate)
+            if math.isfinite(u) and np.all(np.isfinite(g)):
+                return Point(candidate, u, g)
+        return self.point
 
     def _initial_point(self) -> Point:
         pot = self.potential
@@ -247,9 +278,7 @@ class HMC(MCMCKernel):
             if start <= t < end:
                 self.welford.update(self.point.z)
                 if t == end - 1:  # window closes: new metric, restart step-size search
-                    self.metric, note = metric_from_covariance(self.welford.covariance(), self.metric)
-                    if note:
-                        self.metric_notes.append(f"warm-up step {t + 1}: {note}")
+                    self._new_metric(t)
                     self.welford.reset()
                     if self.adapt_step_size:
                         self.step_size = find_reasonable_step_size(
@@ -259,6 +288,19 @@ class HMC(MCMCKernel):
                 break
         if t == self.warmup_steps - 1 and self.adapt_step_size:
             self.step_size = self.adapter.final_step_size
+
+    def _new_metric(self, t: int) -> None:
+        """The metric from the window that closes at step ``t``. A window with too few
+        draws for a dense estimate gives its diagonal, unless the metric came from the
+        mode (a full matrix already better than that diagonal), which is then kept."""
+        cov = self.welford.covariance(towards=self.metric.inverse_mass)
+        if cov.ndim == 2 and self.welford.n < DENSE_DRAWS_PER_DIM * len(cov):
+            if self.mode_metric == "used":
+                return
+            cov = np.diag(np.diag(cov))  # too few draws for D*(D+1)/2 covariances
+        self.metric, note = metric_from_covariance(cov, self.metric)
+        if note:
+            self.metric_notes.append(f"warm-up step {t + 1}: {note}")
 
     # -- reporting
     @property

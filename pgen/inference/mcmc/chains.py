@@ -34,7 +34,9 @@ __all__ = [
 KERNELS = ("nuts", "hmc")
 
 
-def make_kernel(kernel, model, *, jit, init, target_accept, max_tree_depth, dense_mass, step_size, num_steps):
+def make_kernel(
+    kernel, model, *, jit, init, target_accept, max_tree_depth, dense_mass, metric_init, step_size, num_steps
+):
     if isinstance(kernel, MCMCKernel):
         return kernel
     if not isinstance(kernel, str):
@@ -43,7 +45,14 @@ def make_kernel(kernel, model, *, jit, init, target_accept, max_tree_depth, dens
             f"got {type(kernel).__name__}"
         )
     name = check_choice("kernel", kernel, KERNELS)
-    common = dict(step_size=step_size, dense_mass=dense_mass, target_accept=target_accept, init=init, jit=jit)
+    common = dict(
+        step_size=step_size,
+        dense_mass=dense_mass,
+        metric_init=metric_init,
+        target_accept=target_accept,
+        init=init,
+        jit=jit,
+    )
     if name == "nuts":
         return NUTS(model, max_tree_depth=max_tree_depth, **common)
     return HMC(model, num_steps=num_steps, **common)
@@ -113,6 +122,7 @@ def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwar
         "failures_after_warmup": sum((_failures(kernel) - after_warmup).values()),
         "seed": seed,
         "metric_notes": list(getattr(kernel, "metric_notes", None) or []),
+        "mode_metric": getattr(kernel, "mode_metric", None),
     }
     kernel.cleanup()
     return out

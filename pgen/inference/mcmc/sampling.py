@@ -40,6 +40,7 @@ def sample(
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
     dense_mass="auto",
+    metric_init: str = "mode",
     step_size: float | None = None,
     num_steps: int = 10,
     log_likelihood: bool = True,
@@ -83,6 +84,12 @@ def sample(
             (raise towards 0.95 to remove divergences in difficult geometry).
         max_tree_depth: NUTS trajectories have at most ``2**max_tree_depth`` steps.
         dense_mass: ``"auto"`` (dense up to 50 dimensions), ``True`` or ``False``.
+        metric_init: where a dense mass matrix's warm-up starts: ``"mode"`` (default):
+            the inverse Hessian at the posterior mode, and the chain's first point drawn
+            from that Laplace approximation, where the posterior has a mode
+            (:mod:`~pgen.inference.kernels.mode_metric`; a funnel has none and starts
+            as Stan does); ``"identity"``: Stan's start. ``config["mode_metric"]`` says
+            per chain whether the mode was used, or why not.
         step_size: initial step size (``None``: found by a heuristic).
         num_steps: leapfrog steps per HMC transition.
         log_likelihood: store the pointwise log-likelihood of observed sites per draw
@@ -134,6 +141,7 @@ def sample(
         target_accept=target_accept,
         max_tree_depth=max_tree_depth,
         dense_mass=dense_mass,
+        metric_init=metric_init,
         step_size=step_size,
         num_steps=num_steps,
     )
@@ -177,11 +185,13 @@ def sample(
             "seed": seed,
             "jit": bool(jit),
             "compiled": _compiled(k),
+            "mode_metric": [run.get("mode_metric") for run in runs],
             "init": init if isinstance(init, str) else "dict",
             "parallel": parallel,
             "target_accept": target_accept,
             "max_tree_depth": max_tree_depth,
             "dense_mass": dense_mass,
+            "metric_init": metric_init,
         },
     )
 
