@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.pgen-installed
 TORCH  := torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pgen tests bench examples
+
+# NumPyro and jax for bench/nuts.py's comparison rows only; pgen and its tests never need them
+bench-deps: $(STAMP)
+	$(PY) -m pip install --quiet numpyro==0.22.0 jax==0.10.2 jaxlib==0.10.2
 
 bench: $(STAMP)
 	$(PY) bench/svi_overhead.py

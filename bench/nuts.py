@@ -6,9 +6,10 @@ Bayesian logistic regression on the breast-cancer data (569 x 30, standardized;
 the whole machine, as a user's script would: pgen compiles the potential and runs
 chains in processes; Pyro runs one chain in-process (and 4 in processes), eagerly, and
 with ``jit_compile=True`` as a second row; NumPyro compiles with XLA, "cold" (a fresh
-``MCMC``, compile included) and "warm" (the same ``MCMC`` run again, compiled already),
-its chains vectorized. ESS is the smallest bulk ESS over the 31 parameters
-(``pgen.eval.diagnostics.ess_bulk`` for every sampler alike); time is the whole run.
+process for each seed, compile included: jax caches compiled code within a process) and
+"warm" (the same ``MCMC`` run again, compiled already), its chains vectorized. ESS is
+the smallest bulk ESS over the 31 parameters (``pgen.eval.diagnostics.ess_bulk`` for
+every sampler alike); time is the whole run.
 The medians over ``--seeds`` are reported, as ratios to NumPyro cold.
 
 The second problem is a strongly correlated regression (intercept and slope on years
@@ -23,7 +24,12 @@ NumPyro is a bench-only install (``make bench-deps``); without it its rows are s
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
@@ -66,7 +72,33 @@ def pyro_run(model, data, seed, warmup, draws, chains, jit):
 
 
 def numpyro_runs(data, seed, warmup, draws, chains):
-    """(cold, warm) results of NumPyro's NUTS on the same logistic regression."""
+    """(cold, warm) results of NumPyro's NUTS on the same logistic regression, each seed
+    in a fresh process: jax caches compiled code within a process, so only a process's
+    first run is cold (and jax's threads must not be forked by pgen's chains)."""
+    x, y = data
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/data.npz"
+        np.savez(path, x=x.numpy(), y=y.numpy())
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--numpyro-worker",
+                path,
+                str(seed),
+                str(warmup),
+                str(draws),
+                str(chains),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return [tuple(r) for r in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+def numpyro_worker(path, seed, warmup, draws, chains):
+    """Runs in its own process: NumPyro cold (compile included), then warm."""
     import jax
     import jax.numpy as jnp
     import numpyro
@@ -80,7 +112,8 @@ def numpyro_runs(data, seed, warmup, draws, chains):
         with numpyro.plate("data", x.shape[0]):
             numpyro.sample("obs", nd.Bernoulli(logits=bias + x @ weights), obs=y)
 
-    x, y = (jnp.asarray(t.numpy()) for t in data)
+    data = np.load(path)
+    x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
     mcmc = NMCMC(
         NNUTS(model),
         num_warmup=warmup,
@@ -97,7 +130,7 @@ def numpyro_runs(data, seed, warmup, draws, chains):
         seconds = time.perf_counter() - start
         s = mcmc.get_samples(group_by_chain=True)
         out.append((min_ess({k: np.asarray(v) for k, v in s.items()}), seconds))
-    return out
+    print(json.dumps(out))
 
 
 def correlated_regression(seed: int = 0):
@@ -129,18 +162,19 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--numpyro-worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.numpyro_worker:
+        path, *numbers = args.numpyro_worker
+        numpyro_worker(path, *map(int, numbers))
+        return
     x, y = pgen.data.breast_cancer()
     model, data = LogisticRegression().model, (x, y)
     seeds = range(args.seeds)
     w, d = args.warmup, args.draws
-    try:
-        import numpyro  # noqa: F401
-    except ImportError:
-        numpyro_ok = False
+    numpyro_ok = importlib.util.find_spec("numpyro") is not None  # imported only in workers
+    if not numpyro_ok:
         print("NumPyro is not installed (make bench-deps): its rows are skipped")
-    else:
-        numpyro_ok = True
     for chains in (1, 4):
         print(f"\n== logistic regression, {chains} chain(s) x ({w} + {d})")
         results: dict[str, float] = {}

@@ -44,6 +44,8 @@ from pyro.poutine.subsample_messenger import _Subsample
 from ..checks import check_choice, check_float, check_int
 from ..eval.arviz import to_inference_data
 from ..eval.diagnostics import PSISResult, psis
+from .potential import EnumeratedJoint
+from .sites import observed_log_prob
 
 __all__ = ["make_guide", "GUIDES", "vi_posterior", "VIPosterior"]
 
@@ -83,6 +85,7 @@ def make_guide(
         raise TypeError(f"model must be a callable Pyro model, got {type(model).__name__}")
     init_scale = check_float("init_scale", init_scale, positive=True)
     init = init_to_median(num_samples=15)
+    model = _without_enumerated(model)
     if name == "meanfield":
         return autoguide.AutoNormal(model, init_loc_fn=init, init_scale=init_scale)
     if name == "fullrank":
@@ -100,6 +103,17 @@ def make_guide(
     if name == "laplace":
         return autoguide.AutoLaplaceApproximation(model, init_loc_fn=init)
     return autoguide.AutoDelta(model, init_loc_fn=init)
+
+
+def _is_enumerated(msg) -> bool:
+    return msg["type"] == "sample" and not msg["is_observed"] and msg["infer"].get("enumerate") is not None
+
+
+def _without_enumerated(model: Callable) -> Callable:
+    """The model as the guide sees it: the sites it enumerates (``infer={"enumerate":
+    ...}``, as ``config_enumerate`` marks them) hidden, since ``objective="enum"`` sums
+    them out and the guide has no part in them (Pyro's advice, done for the user)."""
+    return poutine.block(model, hide_fn=_is_enumerated)
 
 
 def _iaf_layers(num_flows: int, hidden_dim: int | None):
@@ -203,7 +217,10 @@ def vi_posterior(
             with torch.enable_grad():  # the Hessian at the mode
                 draw_guide = guide.laplace_approximation(*args, **kwargs)
         draws = None
-        if vectorize:
+        joint = _summed_out(model, draw_guide, args, kwargs)
+        if joint is not None:  # the model's own discrete sites: summed out, then drawn
+            draws = _draws_enumerated(model, draw_guide, args, kwargs, num_draws, joint)
+        elif vectorize:
             try:
                 draws = _draws_vectorized(model, draw_guide, args, kwargs, num_draws)
             except _NotVectorizable as error:
@@ -266,11 +283,42 @@ def _draws_sequential(model, guide, args, kwargs, num_draws):
         ratios.append(float(model_trace.log_prob_sum() - guide_trace.log_prob_sum()))
         for name, site in _sample_sites(model_trace):
             if _is_observed(site):
-                loglik.setdefault(name, []).append(site["fn"].log_prob(site["value"]).cpu().numpy())
+                loglik.setdefault(name, []).append(observed_log_prob(site).cpu().numpy())
                 observed[name] = site["value"].cpu().numpy()
             else:
                 latents.setdefault(name, []).append(site["value"].detach().cpu().numpy())
     return latents, loglik, observed, ratios
+
+
+def _summed_out(model, guide, args, kwargs):
+    """An :class:`EnumeratedJoint` over the model's discrete sites that the guide leaves
+    to it (fitted with ``objective="enum"``), or ``None``."""
+    with torch.random.fork_rng(devices=[]):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    return EnumeratedJoint.of(model, args, kwargs, model_trace, exclude=set(guide_trace.nodes))
+
+
+def _draws_enumerated(model, guide, args, kwargs, num_draws, joint):
+    """``(latents, loglik, observed, ratios)`` for a model whose discrete sites the fit
+    summed out: each ratio is ``log sum_d p(x, d, z) - log q(z)`` (what the enumerated
+    ELBO averages), and ``d`` is then drawn from ``p(d | z, x)``. No pointwise
+    log-likelihood: it would depend on the drawn ``d``."""
+    latents: dict[str, list] = {}
+    observed: dict[str, np.ndarray] = {}
+    ratios = []
+    for _ in range(num_draws):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        values = {n: s["value"] for n, s in _sample_sites(guide_trace) if not s["is_observed"]}
+        ratios.append(float(joint.log_prob(values) - guide_trace.log_prob_sum()))
+        values.update(joint.draw(values))
+        model_trace = poutine.trace(poutine.condition(model, data=values)).get_trace(*args, **kwargs)
+        for name, site in _sample_sites(model_trace):
+            if _is_observed(site) and name not in values:
+                observed[name] = site["value"].cpu().numpy()
+            else:
+                latents.setdefault(name, []).append(site["value"].detach().cpu().numpy())
+    return latents, {}, observed, ratios
 
 
 def _sample_sites(trace):
@@ -365,7 +413,7 @@ def _draws_vectorized(model, guide, args, kwargs, num_draws):
         for name, site in _sample_sites(model_trace):
             ref = model_sites[name]
             if _is_observed(site):
-                lp = site["fn"].log_prob(site["value"])
+                lp = observed_log_prob(site)
                 shape = ref["fn"].log_prob(ref["value"]).shape
                 loglik.setdefault(name, []).extend(_per_draw(lp, n, shape, name).cpu().numpy())
             else:

@@ -23,6 +23,14 @@ numbers) runs eagerly, with a warning that says why.
 
 A point where the model raises or is not finite has infinite energy
 (:meth:`Potential.numpy_value_and_grad`): the samplers reject it, as Stan does.
+
+Discrete latent sites with finite support (a mixture's assignments, an HMM's states)
+are summed out, as Pyro's HMC does: the model runs under ``poutine.enum`` with every
+such site enumerated in parallel, and Pyro's ``TraceEinsumEvaluator`` contracts the
+factors (variable elimination), so :math:`U(z) = -\log \sum_d p(\text{data}, d,
+T(z)) - \log\lvert\det J_T(z)\rvert`. The draws of the discrete sites are made
+afterwards from their conditional given each draw of :math:`z`
+(:meth:`EnumeratedJoint.draw`, Pyro's ``infer_discrete``).
 """
 
 from __future__ import annotations
@@ -39,13 +47,15 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.distributions.util import scale_and_mask
+from pyro.infer import config_enumerate, infer_discrete
+from pyro.infer.mcmc.util import TraceEinsumEvaluator
 from pyro.poutine.subsample_messenger import _Subsample
 from torch.distributions import biject_to
 
 from .arguments import describe_arguments
-from .compile import compile_function
+from .compile import DataDependentModel, compile_function
 
-__all__ = ["Potential", "SiteLayout", "model_error"]
+__all__ = ["Potential", "SiteLayout", "model_error", "EnumeratedJoint"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,24 @@ def _reason(error: Exception) -> str:
 
 
 def _is_latent(site) -> bool:
+    """A latent site that HMC moves (continuous)."""
+    return _is_unobserved(site) and not site["fn"].support.is_discrete
+
+
+def _is_unobserved(site) -> bool:
     return site["type"] == "sample" and not site["is_observed"] and not isinstance(site["fn"], _Subsample)
+
+
+def _max_plate_nesting(trace) -> int:
+    """How many plates deep the model's sites sit (the dims enumeration must keep clear)."""
+    dims = [
+        frame.dim
+        for site in trace.nodes.values()
+        if site["type"] == "sample"
+        for frame in site["cond_indep_stack"]
+        if frame.vectorized
+    ]
+    return -min(dims) if dims else 0
 
 
 def _log_joint(trace) -> torch.Tensor:
@@ -125,6 +152,8 @@ class Potential:
         self.kwargs = dict(kwargs or {})
         self.prototype = trace = self._prototype()
         self._check_sites(trace)
+        self.summed = EnumeratedJoint.of(model, self.args, self.kwargs, trace)
+        self.enumerated = self.summed.names if self.summed is not None else []
         layout, offset = [], 0
         for name, site in trace.nodes.items():
             if not _is_latent(site):
@@ -177,17 +206,19 @@ class Potential:
         raise AssertionError("unreachable")
 
     def _check_sites(self, trace) -> None:
-        discrete = [
+        unbounded = [
             f"{name!r} ({type(site['fn']).__name__})"
             for name, site in trace.nodes.items()
-            if _is_latent(site) and site["fn"].support.is_discrete
+            if _is_unobserved(site)
+            and site["fn"].support.is_discrete
+            and not site["fn"].has_enumerate_support
         ]
-        if discrete:
+        if unbounded:
             raise ValueError(
-                f"the model has discrete latent site(s) {', '.join(discrete)}; HMC and NUTS need "
-                "every latent site to be continuous. Sum discrete latents out "
-                "(e.g. a mixture's assignments with MixtureSameFamily or enumeration), observe "
-                "them, or use a kernel for discrete variables"
+                f"the model has discrete latent site(s) {', '.join(unbounded)} whose support is "
+                "not finite, so they cannot be summed out; HMC and NUTS sum out discrete sites "
+                "with finite support (Bernoulli, Categorical, ...) and move the continuous ones. "
+                "Marginalize these by hand, observe them, or use a kernel for discrete variables"
             )
         subsampled = [
             f"{name!r} (size {site['fn'].size}, subsample {len(site['value'])})"
@@ -202,7 +233,11 @@ class Potential:
                 "likelihood at every step. Remove subsample_size"
             )
         if not any(_is_latent(site) for site in trace.nodes.values()):
-            raise ValueError("the model has no latent sample sites: there is nothing to sample")
+            discrete = [n for n, site in trace.nodes.items() if _is_unobserved(site)]
+            raise ValueError(
+                "the model has no continuous latent sites: there is nothing for HMC or NUTS to move"
+                + (f" (its discrete sites {discrete} are drawn by infer_discrete alone)" if discrete else "")
+            )
 
     @property
     def names(self) -> list[str]:
@@ -250,6 +285,8 @@ class Potential:
             x = s.transform(u)
             values[s.name] = x
             log_det = log_det + s.transform.log_abs_det_jacobian(u, x).sum()
+        if self.summed is not None:  # discrete sites summed out
+            return self.summed.log_prob(values) + log_det
         trace = poutine.trace(poutine.condition(self.model, data=values)).get_trace(*self.args, **self.kwargs)
         return _log_joint(trace) + log_det
 
@@ -267,10 +304,25 @@ class Potential:
             grad, value = grad_and_value(lambda v: -self.log_density(v))(z)
             return value, grad
 
+        def value_and_grad_autograd(z):
+            # for models whose operations torch.func cannot transform (an autograd.Function
+            # without setup_context, as in Pyro's contraction of enumerated sites): the
+            # backward pass is traced as autograd runs it
+            with torch.enable_grad():
+                v = z.detach().requires_grad_(True)
+                value = -self.log_density(v)
+                (grad,) = torch.autograd.grad(value, v)
+            return value.detach(), grad
+
         z0 = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
         try:
             with pyro.validation_enabled(False):
-                compiled = compile_function(value_and_grad, z0)
+                try:
+                    compiled = compile_function(value_and_grad, z0)
+                except DataDependentModel:
+                    raise
+                except Exception:  # noqa: BLE001 - the same through autograd, else the first error
+                    compiled = compile_function(value_and_grad_autograd, z0)
             self._check_compiled(compiled)
         except Exception as error:  # any failure to compile means: run eagerly
             self.jit_error = f"{type(error).__name__}: {error}"
@@ -349,3 +401,46 @@ class Potential:
             self.failures["the gradient is not finite"] += 1
             return math.inf, np.zeros(self.dim)
         return u, g
+
+
+class EnumeratedJoint:
+    r""":math:`\log \sum_d p(\text{data}, d, v)` of a model whose discrete latent sites
+    of finite support :math:`d` are summed out by enumeration, at given values :math:`v`
+    of its other latent sites; and draws of :math:`d` from :math:`p(d \mid v,
+    \text{data})`. Built with :meth:`of`, which returns ``None`` for a model with no
+    such sites."""
+
+    def __init__(self, model: Callable, args: tuple, kwargs: dict, prototype, names: list[str]):
+        self.model, self.args, self.kwargs, self.names = model, args, kwargs, names
+        self.max_plate_nesting = _max_plate_nesting(prototype)
+        self.first_dim = -1 - self.max_plate_nesting
+        self.enum_model = poutine.enum(config_enumerate(model), first_available_dim=self.first_dim)
+        with torch.random.fork_rng(devices=[]):
+            trace = poutine.trace(self.enum_model).get_trace(*args, **kwargs)
+        self.evaluator = TraceEinsumEvaluator(trace, True, self.max_plate_nesting)
+
+    @classmethod
+    def of(cls, model: Callable, args: tuple, kwargs: dict, prototype, exclude=()) -> EnumeratedJoint | None:
+        """``exclude``: sites whose values will be given (a guide's sites)."""
+        names = [
+            n
+            for n, site in prototype.nodes.items()
+            if _is_unobserved(site)
+            and site["fn"].support.is_discrete
+            and site["fn"].has_enumerate_support
+            and n not in exclude
+        ]
+        return cls(model, tuple(args), dict(kwargs), prototype, names) if names else None
+
+    def log_prob(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        conditioned = poutine.condition(self.enum_model, data=dict(values))
+        trace = poutine.trace(conditioned).get_trace(*self.args, **self.kwargs)
+        return self.evaluator.log_prob(trace)
+
+    def draw(self, values: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One draw of the discrete sites from their conditional given ``values``, by
+        Pyro's ``infer_discrete`` (forward filtering, backward sampling)."""
+        model = poutine.condition(config_enumerate(self.model), data=dict(values))
+        sampler = infer_discrete(model, first_available_dim=self.first_dim, temperature=1)
+        trace = poutine.trace(sampler).get_trace(*self.args, **self.kwargs)
+        return {name: trace.nodes[name]["value"].detach() for name in self.names}

@@ -10,6 +10,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro import poutine
 
 import pgen
 from pgen.inference.kernels.hamiltonian import Metric, metric_from_covariance
@@ -381,3 +382,29 @@ def test_a_real_ctrl_c_returns_the_finished_chains(mode):
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err[-2000:]
     assert "RESULT True 1 (1, 100) interrupted (Ctrl-C)" in out, out + err[-2000:]
+
+
+def test_masked_observations_are_left_out_of_the_pointwise_log_likelihood():
+    # Pyro's way to leave observations out (poutine.mask, as in its forecasting and
+    # missing-data examples): they contribute nothing to the density, and must not
+    # count in the pointwise log-likelihood (loo/waic) either.
+    from pgen.inference.guides import make_guide
+
+    y = torch.tensor([0.5, -1.0, 2.0, 100.0])  # the last is a masked-out placeholder
+    keep = torch.tensor([True, True, True, False])
+
+    def model(y):
+        mu = pyro.sample("mu", dist.Normal(0.0, 1.0))
+        with pyro.plate("n", len(y)), poutine.mask(mask=keep):
+            pyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    r = pgen.sample(model, y, chains=1, warmup=50, draws=50, seed=0, progress=False, warn=False)
+    ll = r.inference_data.log_likelihood["y"].values[0]
+    mu = r.draws_of("mu")
+    expected = dist.Normal(torch.as_tensor(mu)[:, None], 1.0).log_prob(y[:3]).numpy()
+    np.testing.assert_allclose(ll[:, :3], expected, rtol=1e-5)
+    np.testing.assert_array_equal(ll[:, 3], 0.0)
+    fit = pgen.fit(model, make_guide("meanfield", model), None, model_args=(y,), steps=5, progress=False)
+    vi_ll = fit.posterior(num_draws=20).inference_data.log_likelihood["y"].values[0]
+    np.testing.assert_array_equal(vi_ll[:, 3], 0.0)
+    assert np.all(vi_ll[:, :3] < 0)

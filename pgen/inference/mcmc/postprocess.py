@@ -8,7 +8,9 @@ import pyro
 import torch
 from pyro import poutine
 
-__all__ = ["constrain", "pointwise", "model_sites"]
+from ..sites import observed_log_prob
+
+__all__ = ["constrain", "pointwise", "model_sites", "discrete_draws"]
 
 
 def constrain(params: dict[str, np.ndarray], transforms: dict) -> dict[str, np.ndarray]:
@@ -39,7 +41,7 @@ def pointwise(model, samples, dtypes, args, kwargs, observed, deterministic, *, 
                 trace = poutine.trace(poutine.condition(fn, data=values)).get_trace(*args, **kwargs)
                 for name in observed:
                     site = trace.nodes[name]
-                    value = site["value"] if predictive else site["fn"].log_prob(site["value"])
+                    value = site["value"] if predictive else observed_log_prob(site)
                     out[name].append(value.detach().cpu().numpy())
                 for name in deterministic:
                     det[name].append(trace.nodes[name]["value"].detach().cpu().numpy())
@@ -66,3 +68,20 @@ def model_sites(model, args, kwargs, trace=None) -> tuple[dict, dict, list]:
     dtypes = {n: s["value"].dtype for n, s in sites.items()}
     deterministic = [n for n, s in sites.items() if s["infer"].get("_deterministic")]
     return observed, dtypes, deterministic
+
+
+def discrete_draws(potential, samples: dict, seed: int) -> dict[str, np.ndarray]:
+    """The enumerated discrete sites, one draw from their conditional at every draw of
+    the continuous ones (``(chain, draw, ...)``), in a forked random state seeded by
+    ``seed``."""
+    chains, n = next(iter(samples.values())).shape[:2]
+    dtypes = {name: potential.prototype.nodes[name]["value"].dtype for name in samples}
+    out: dict[str, list] = {name: [] for name in potential.enumerated}
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), pyro.validation_enabled(False):
+        torch.manual_seed(seed)
+        for c in range(chains):
+            for s in range(n):
+                values = {k: torch.as_tensor(v[c, s], dtype=dtypes[k]) for k, v in samples.items()}
+                for name, value in potential.summed.draw(values).items():
+                    out[name].append(value.cpu().numpy())
+    return {k: np.asarray(v).reshape(chains, n, *np.shape(v[0])) for k, v in out.items()}

@@ -19,7 +19,7 @@ from ...eval.arviz import to_inference_data
 from ..arguments import check_option_names, model_arguments
 from ..kernels.hmc import HMC
 from .chains import Bars, ChainsStopped, make_kernel, parallel_chains, sequential_chains, unbatch
-from .postprocess import constrain, model_sites, pointwise
+from .postprocess import constrain, discrete_draws, model_sites, pointwise
 from .result import MCMCResult, convergence_warnings, rejection_warnings, summarize
 
 __all__ = ["sample", "final_states"]
@@ -93,12 +93,18 @@ def sample(
         step_size: initial step size (``None``: found by a heuristic).
         num_steps: leapfrog steps per HMC transition.
         log_likelihood: store the pointwise log-likelihood of observed sites per draw
-            (for ``arviz.loo``/``waic``).
+            (for ``arviz.loo``/``waic``). Not for a model with enumerated discrete sites,
+            whose pointwise likelihood would depend on the discrete values drawn.
         posterior_predictive: also draw the observed sites from the posterior predictive.
         warn: issue ``RuntimeWarning`` s for R-hat > 1.01, low ESS and divergences.
         model_kwargs: keyword arguments for the model whose names are also options here
             (``seed=``, ``draws=``) or Pyro's option names (``num_samples=``), which
             ``**kwargs`` refuses.
+
+    Discrete latent sites with finite support are summed out of the density (Pyro's
+    enumeration; :mod:`pgen.inference.potential`) and drawn afterwards from their
+    conditional at each draw, so the result holds them too; ``config["enumerated"]``
+    names them.
 
     A point where the model's log density or gradient cannot be computed (the model
     raises, or a value is not finite) is rejected as a divergence and sampling goes on
@@ -110,7 +116,7 @@ def sample(
 
     Raises:
         ValueError, TypeError: bad arguments (Pyro-style option names included), a model
-            with discrete latent sites, or arguments the model cannot be called with; each
+            with discrete latent sites of infinite support, or arguments the model cannot be called with; each
             names the problem.
         KeyboardInterrupt: Ctrl-C before any chain finished.
 
@@ -152,6 +158,11 @@ def sample(
             k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel
         )
         samples, stats = _collect(runs, k)
+        potential = getattr(k, "potential", None)
+        enumerated = list(getattr(potential, "enumerated", None) or [])
+        if enumerated:  # summed out while sampling; drawn now from their conditional
+            samples = {**samples, **discrete_draws(potential, samples, seed + 2)}
+            log_likelihood = False  # a pointwise likelihood would depend on the drawn values
         loglik, samples, posterior_predictive_draws, observed = _model_values(
             model,
             samples,
@@ -192,6 +203,7 @@ def sample(
             "max_tree_depth": max_tree_depth,
             "dense_mass": dense_mass,
             "metric_init": metric_init,
+            "enumerated": enumerated,
         },
     )
 
