@@ -65,7 +65,13 @@ def fit(
     NumPy) are left as they were: the fit draws from its own, seeded with ``seed``.
 
     Args:
-        model: the generative model, e.g. ``vae.model`` or a user's function.
+        model: the generative model, e.g. ``vae.model`` or a user's function. Its own
+            parameters (``pyro.param``, ``pyro.module`` networks, a ``PyroModule``'s
+            ``PyroParam`` such as a GP's noise) are fitted too, as Pyro's SVI fits them
+            (a VAE's decoder; type-II maximum likelihood for a GP's hyperparameters), and
+            a module's are changed in place. To hold them at their values, fit
+            ``pyro.poutine.substitute(model, data={name: value})`` (as
+            :func:`pgen.compare` does).
         guide: the variational family, e.g. ``vae.guide``. Every latent site of the
             model needs a guide site of the same name; a mismatch is named before
             training starts.
