@@ -197,7 +197,9 @@ def _model_parameters(model, args, kwargs) -> dict:
 
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         trace = poutine.trace(model, param_only=True).get_trace(*args, **kwargs)
-    return {name: site["value"].detach().clone() for name, site in trace.nodes.items() if site["type"] == "param"}
+    return {
+        name: site["value"].detach().clone() for name, site in trace.nodes.items() if site["type"] == "param"
+    }
 
 
 def _run_vi(method, model, args, kwargs, settings) -> tuple[dict, Any, Any, dict]:

@@ -213,9 +213,10 @@ def vi_posterior(
     with scope, torch.random.fork_rng(devices=[]), pyro.validation_enabled(False), torch.no_grad():
         torch.manual_seed(seed)
         draw_guide = guide
+        laplace_note = None
         if isinstance(guide, autoguide.AutoLaplaceApproximation):
             with torch.enable_grad():  # the Hessian at the mode
-                draw_guide = guide.laplace_approximation(*args, **kwargs)
+                draw_guide, laplace_note = laplace_approximation(guide, args, kwargs)
         draws = None
         joint = _summed_out(model, draw_guide, args, kwargs)
         if joint is not None:  # the model's own discrete sites: summed out, then drawn
@@ -248,6 +249,8 @@ def vi_posterior(
     else:
         result = psis(log_ratios)
         khat, message = result.khat, result.message
+    if laplace_note is not None:
+        message = f"{message}. {laplace_note}"
     finite = log_ratios[np.isfinite(log_ratios)]
     elbo = float(finite.mean()) if len(finite) else float("nan")
     groups = {
@@ -258,6 +261,68 @@ def vi_posterior(
     }
     idata = to_inference_data(groups, attrs={"inference_library": "pgen", "method": type(guide).__name__})
     return VIPosterior(samples, log_ratios, elbo, result, float(khat), message, idata, draw_guide)
+
+
+def laplace_approximation(guide, args: tuple, kwargs: Mapping):
+    """The Gaussian ``N(MAP, H^{-1})`` of a fitted ``AutoLaplaceApproximation`` (as its
+    ``laplace_approximation`` builds it), and ``None``; or, where the Hessian ``H`` of the
+    negative log density at the MAP point is not positive definite (a saddle, or a
+    funnel's neck, where the Laplace approximation does not exist and Pyro's Cholesky
+    fails), a Gaussian from ``H`` with its eigenvalues replaced by their absolute values
+    (at least 1e-6 of the largest; the idea of Betancourt's SoftAbs metric, 2013), and a
+    sentence saying so, which is also warned."""
+    from pyro.ops.hessian import hessian
+
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    model_trace = poutine.trace(poutine.replay(guide.model, trace=guide_trace)).get_trace(*args, **kwargs)
+    loss = guide_trace.log_prob_sum() - model_trace.log_prob_sum()
+    h = hessian(loss, guide.loc)
+    note = None
+    with torch.no_grad():
+        h = 0.5 * (h + h.T)
+        eigenvalues, vectors = torch.linalg.eigh(h.double())
+        if not bool(torch.isfinite(eigenvalues).all()):
+            raise ValueError(
+                "the Hessian of the negative log density at the MAP point is not finite, so there "
+                "is no Laplace approximation; use another guide (fullrank, flow)"
+            )
+        if float(eigenvalues.min()) <= 0:
+            sites = _sites_along(guide, vectors[:, 0])
+            floor = 1e-6 * float(eigenvalues.abs().max())
+            fixed = eigenvalues.abs().clamp(min=floor)
+            note = (
+                "Laplace: the Hessian at the MAP point is not positive definite (smallest "
+                f"eigenvalue {float(eigenvalues.min()):.3g}, mostly along {sites}): the MAP point is a "
+                "saddle or sits where the density keeps rising, as at a funnel's neck, so the Laplace "
+                "approximation does not exist there. The Gaussian drawn from uses the Hessian's "
+                "eigenvalues made positive; trust it only as far as k-hat says, or use fullrank or "
+                "flow, or reparameterize the model"
+            )
+            warnings.warn(note, RuntimeWarning, stacklevel=3)
+            h = (vectors * fixed) @ vectors.T
+        cov = torch.linalg.inv(h.double())
+        cov = (0.5 * (cov + cov.T)).to(guide.loc.dtype)
+        scale = cov.diagonal().sqrt()
+        corr = cov / scale[:, None] / scale[None, :]
+        scale_tril = torch.linalg.cholesky(corr)
+    gaussian = autoguide.AutoMultivariateNormal(guide.model)
+    gaussian._setup_prototype(*args, **kwargs)
+    del gaussian.loc, gaussian.scale, gaussian.scale_tril
+    gaussian.register_buffer("loc", guide.loc.detach().clone())
+    gaussian.register_buffer("scale", scale)
+    gaussian.register_buffer("scale_tril", scale_tril)
+    return gaussian, note
+
+
+def _sites_along(guide, vector: torch.Tensor) -> str:
+    """The latent sites that carry most of ``vector`` (an eigenvector of the Hessian)."""
+    weights, start = {}, 0
+    for name, shape in guide._unconstrained_shapes.items():
+        size = int(np.prod(shape)) if len(shape) else 1
+        weights[name] = float((vector[start : start + size] ** 2).sum())
+        start += size
+    top = sorted(weights, key=weights.get, reverse=True)
+    return ", ".join(repr(n) for n in top[:2] if weights[n] > 0.1)
 
 
 # --------------------------------------------------------------------------- drawing
