@@ -8,8 +8,9 @@ state and run warm-up adaptation around the pure step functions of
 
 from __future__ import annotations
 
+import json
 import math
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import numpy as np
 import torch
@@ -301,6 +302,64 @@ class HMC(MCMCKernel):
         self.metric, note = metric_from_covariance(cov, self.metric)
         if note:
             self.metric_notes.append(f"warm-up step {t + 1}: {note}")
+
+    # -- checkpoints
+    def state_dict(self) -> dict:
+        """Everything this chain needs to go on exactly where it is (adapted step size and
+        its dual-averaging state, mass matrix and the window's running estimate, point,
+        random state, counts), as tensors and plain data for :func:`pgen.io.save`."""
+        a, w = self.adapter, self.welford
+        return {
+            "t": self.t,
+            "step_size": float(self.step_size),
+            "used_step": float(getattr(self, "_used_step", self.step_size)),
+            "adapter": {"mu": a.mu, "t": a.t, "h_bar": a.h_bar, "log_step_bar": a.log_step_bar},
+            "metric": torch.from_numpy(np.array(self.metric.inverse_mass)),
+            "welford": {
+                "n": w.n,
+                "mean": torch.from_numpy(w.mean.copy()),
+                "m2": torch.from_numpy(w.m2.copy()),
+            },
+            "point": {
+                "z": torch.from_numpy(self.point.z.copy()),
+                "u": float(self.point.u),
+                "grad": torch.from_numpy(np.array(self.point.grad, dtype=np.float64)),
+            },
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "num_divergences": self.num_divergences,
+            "sum_accept": float(self.sum_accept),
+            "metric_notes": list(self.metric_notes),
+            "mode_metric": self.mode_metric,
+            "failures": dict(self.potential.failures),
+            "num_evaluations": self.potential.num_evaluations,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` (after :meth:`setup` on the same model and data)."""
+        if state["point"]["z"].numel() != self.potential.dim:
+            raise ValueError(
+                f"the checkpoint's chain has {state['point']['z'].numel()} unconstrained coordinates; "
+                f"this model has {self.potential.dim}: it is not the model the run was started with"
+            )
+        self.t = int(state["t"])
+        self.step_size = float(state["step_size"])
+        self._used_step = float(state["used_step"])
+        for key, value in state["adapter"].items():
+            setattr(self.adapter, key, value)
+        self.metric = Metric(state["metric"].numpy())
+        self.welford.n = int(state["welford"]["n"])
+        self.welford.mean = state["welford"]["mean"].numpy().copy()
+        self.welford.m2 = state["welford"]["m2"].numpy().copy()
+        p = state["point"]
+        self.point = Point(p["z"].numpy().copy(), float(p["u"]), p["grad"].numpy().copy())
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.num_divergences = int(state["num_divergences"])
+        self.sum_accept = float(state["sum_accept"])
+        self.metric_notes = list(state["metric_notes"])
+        self.mode_metric = state["mode_metric"]
+        self.potential.failures = Counter(state["failures"])
+        self.potential.num_evaluations = int(state["num_evaluations"])
+        self._last_params = None
 
     # -- reporting
     @property

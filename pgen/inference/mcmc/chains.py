@@ -79,11 +79,19 @@ def _failures(kernel) -> Counter:
     return Counter(getattr(kernel, "failures", None) or {})
 
 
-def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwargs, report: Callable):
+def run_chain(
+    kernel, chain: int, seed: int, warmup: int, draws: int, args, kwargs, report: Callable, store=None
+):
     """One chain; returns unconstrained draws by site, statistics, timings and the
-    reasons of the rejected points where the model could not be evaluated."""
+    reasons of the rejected points where the model could not be evaluated. With a
+    :class:`~pgen.inference.mcmc.checkpoint.ChainStore`, the chain is checkpointed as it
+    goes and, when resuming, continues from its checkpoint (a finished one is returned
+    as it was)."""
+    saved = store.load(chain) if store is not None else None
+    if saved is not None and saved["i"] == warmup + draws:
+        return _finished(saved, seed)
     pyro.set_rng_seed(seed)
-    before = _failures(kernel)
+    before = _failures(kernel)  # a kernel used for several chains keeps counting
     start = time.perf_counter()
     try:
         kernel.setup(warmup, *args, **kwargs)
@@ -94,13 +102,22 @@ def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwar
     params = kernel.initial_params
     kept: dict[str, list] = {name: [] for name in params}
     stats: dict[str, list] = {}
-    divergences = 0
-    warmup_time = 0.0
+    divergences, first = 0, 0
+    warmup_time, earlier = 0.0, 0.0  # earlier: seconds spent before a resumed run
     after_warmup = _failures(kernel)
-    for i in range(warmup + draws):
+    if saved is not None:
+        kernel.load_state_dict(saved["kernel"])
+        params = kernel.initial_params  # the restored point's (passing others would move the chain)
+        first, earlier, warmup_time = saved["i"], saved["seconds"], saved["warmup_time"]
+        kept = {k: list(v.unbind(0)) for k, v in saved["kept"].items()}
+        stats = {k: v.tolist() for k, v in saved["stats"].items()}
+        divergences = int(saved["kernel"]["num_divergences"])
+        after_warmup = Counter(saved["after_warmup"])
+        before = Counter(saved["before"])
+    for i in range(first, warmup + draws):
         params = kernel.sample(params)
         if i == warmup - 1:
-            warmup_time = time.perf_counter() - start
+            warmup_time = earlier + time.perf_counter() - start
             after_warmup = _failures(kernel)
         if i >= warmup:
             for name, value in params.items():
@@ -109,7 +126,21 @@ def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwar
             for key, value in row.items():
                 stats.setdefault(key, []).append(value)
         report(chain, i, kernel)
-    total = time.perf_counter() - start
+        if store is not None and ((i + 1) % store.every == 0 or i + 1 == warmup + draws):
+            store.save(
+                chain,
+                i=i + 1,
+                kept=kept,
+                stats=stats,
+                kernel_state=kernel.state_dict(),
+                extra={
+                    "seconds": earlier + time.perf_counter() - start,
+                    "warmup_time": warmup_time,
+                    "after_warmup": dict(after_warmup),
+                    "before": dict(before),
+                },
+            )
+    total = earlier + time.perf_counter() - start
     if warmup == 0:
         warmup_time = 0.0
     out = {  # one leading chain axis per run; a batched kernel's run is reshaped by unbatch
@@ -126,6 +157,25 @@ def run_chain(kernel, chain: int, seed: int, warmup: int, draws: int, args, kwar
     }
     kernel.cleanup()
     return out
+
+
+def _finished(saved: dict, seed: int) -> dict:
+    """A finished chain's result, from its last checkpoint."""
+    k = saved["kernel"]
+    failures = Counter(k["failures"])
+    own = failures - Counter(saved["before"])
+    return {
+        "params": {name: v.numpy()[None] for name, v in saved["kept"].items()},
+        "stats": {name: v.numpy()[None] for name, v in saved["stats"].items()},
+        "warmup_time": saved["warmup_time"],
+        "sampling_time": saved["seconds"] - saved["warmup_time"],
+        "transforms": {},
+        "failures": dict(own),
+        "failures_after_warmup": sum((failures - Counter(saved["after_warmup"])).values()),
+        "seed": seed,
+        "metric_notes": list(k["metric_notes"]),
+        "mode_metric": k["mode_metric"],
+    }
 
 
 def unbatch(run: dict, batch: int) -> dict:
@@ -196,7 +246,7 @@ class ChainsStopped(Exception):
         self.reason, self.runs, self.original = reason, runs, original
 
 
-def sequential_chains(kernel, seeds, warmup, draws, args, kwargs, report) -> list[dict]:
+def sequential_chains(kernel, seeds, warmup, draws, args, kwargs, report, store=None) -> list[dict]:
     """Run the chains one after another. A chain that fails does not stop the others (as
     in :func:`parallel_chains`); Ctrl-C stops them all. Either way
     :class:`ChainsStopped` keeps the chains that finished."""
@@ -204,7 +254,7 @@ def sequential_chains(kernel, seeds, warmup, draws, args, kwargs, report) -> lis
     failed: dict[int, BaseException] = {}
     for chain, seed in enumerate(seeds):
         try:
-            runs.append(run_chain(kernel, chain, seed, warmup, draws, args, kwargs, report))
+            runs.append(run_chain(kernel, chain, seed, warmup, draws, args, kwargs, report, store))
         except KeyboardInterrupt as stop:
             raise ChainsStopped(
                 f"interrupted (Ctrl-C) during chain {chain + 1} of {len(seeds)}", runs, stop
@@ -223,7 +273,7 @@ def sequential_chains(kernel, seeds, warmup, draws, args, kwargs, report) -> lis
     return runs
 
 
-def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars) -> list[dict]:
+def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars, store=None) -> list[dict]:
     """Run chains in forked processes; each sends progress and its result back. A chain
     that fails does not stop the others; :class:`ChainsStopped` keeps the finished ones."""
     context = multiprocessing.get_context("fork")
@@ -237,7 +287,7 @@ def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars) -> l
                 queue.put(("tick", c, i, None))
 
         try:
-            result = run_chain(kernel, chain, seed, warmup, draws, args, kwargs, report)
+            result = run_chain(kernel, chain, seed, warmup, draws, args, kwargs, report, store)
             result["transforms"] = None  # rebuilt in the parent (transforms need not pickle)
             queue.put(("done", chain, result, None))
         except BaseException as error:  # noqa: BLE001 - sent to the parent

@@ -19,6 +19,7 @@ from ...eval.arviz import to_inference_data
 from ..arguments import check_option_names, model_arguments
 from ..kernels.hmc import HMC
 from .chains import Bars, ChainsStopped, make_kernel, parallel_chains, sequential_chains, unbatch
+from .checkpoint import ChainStore
 from .postprocess import constrain, discrete_draws, model_sites, pointwise
 from .result import MCMCResult, convergence_warnings, rejection_warnings, summarize
 
@@ -47,6 +48,9 @@ def sample(
     posterior_predictive: bool = False,
     warn: bool = True,
     model_kwargs: dict | None = None,
+    checkpoint=None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
     **kwargs,
 ) -> MCMCResult:
     r"""Draw posterior samples of ``model(*args, **kwargs)`` by MCMC.
@@ -97,6 +101,15 @@ def sample(
             whose pointwise likelihood would depend on the discrete values drawn.
         posterior_predictive: also draw the observed sites from the posterior predictive.
         warn: issue ``RuntimeWarning`` s for R-hat > 1.01, low ESS and divergences.
+        checkpoint: a folder where each chain of pgen's ``"nuts"``/``"hmc"`` is saved every
+            ``checkpoint_every`` iterations and when it finishes (``chain-<k>.pt``,
+            atomic writes; :mod:`pgen.inference.mcmc.checkpoint`): draws so far, adapted
+            step size and mass matrix, last point, random state. A folder that already
+            holds a run is refused unless ``resume``.
+        checkpoint_every: iterations between checkpoints (>= 1).
+        resume: continue the run in ``checkpoint``: finished chains are taken as they
+            are, the others go on from their last checkpoint, with the same draws as a
+            run never stopped. The settings and data must be those of the run.
         model_kwargs: keyword arguments for the model whose names are also options here
             (``seed=``, ``draws=``) or Pyro's option names (``num_samples=``), which
             ``**kwargs`` refuses.
@@ -139,6 +152,14 @@ def sample(
         raise TypeError(f"{clash} given both as keyword arguments and in model_kwargs")
     args, kwargs = model_arguments(args, {**kwargs, **(model_kwargs or {})})
     parallel = _use_processes(parallel, chains, kernel)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=, the folder of the run to continue")
+    if checkpoint is not None and not (isinstance(kernel, str) or isinstance(kernel, HMC)):
+        raise ValueError(
+            f"checkpoint= works with pgen's 'nuts' and 'hmc' kernels; kernel {type(kernel).__name__} "
+            "cannot save its state"
+        )
     k = make_kernel(
         kernel,
         model,
@@ -153,26 +174,48 @@ def sample(
     )
     kernel_name = kernel if isinstance(kernel, str) else type(kernel).__name__
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(chains)]
-    with rng.forked():
-        runs, wall, stopped = _run_chains(
-            k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel
+    store = None
+    if checkpoint is not None:
+        settings = {
+            "kernel": kernel_name,
+            "chains": chains,
+            "warmup": warmup,
+            "draws": draws,
+            "seed": seed,
+            "target_accept": target_accept,
+            "max_tree_depth": max_tree_depth,
+            "dense_mass": dense_mass,
+            "metric_init": metric_init,
+            "num_steps": num_steps,
+            "jit": bool(jit),
+        }
+        store = ChainStore(
+            checkpoint, every=checkpoint_every, settings=settings, args=args, kwargs=kwargs, resume=resume
         )
-        samples, stats = _collect(runs, k)
-        potential = getattr(k, "potential", None)
-        enumerated = list(getattr(potential, "enumerated", None) or [])
-        if enumerated:  # summed out while sampling; drawn now from their conditional
-            samples = {**samples, **discrete_draws(potential, samples, seed + 2)}
-            log_likelihood = False  # a pointwise likelihood would depend on the drawn values
-        loglik, samples, posterior_predictive_draws, observed = _model_values(
-            model,
-            samples,
-            args,
-            kwargs,
-            seed,
-            log_likelihood=log_likelihood,
-            predictive=posterior_predictive,
-            trace=getattr(getattr(k, "potential", None), "prototype", None),
-        )
+    try:
+        with rng.forked():
+            runs, wall, stopped = _run_chains(
+                k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel, store=store
+            )
+            samples, stats = _collect(runs, k)
+            potential = getattr(k, "potential", None)
+            enumerated = list(getattr(potential, "enumerated", None) or [])
+            if enumerated:  # summed out while sampling; drawn now from their conditional
+                samples = {**samples, **discrete_draws(potential, samples, seed + 2)}
+                log_likelihood = False  # a pointwise likelihood would depend on the drawn values
+            loglik, samples, posterior_predictive_draws, observed = _model_values(
+                model,
+                samples,
+                args,
+                kwargs,
+                seed,
+                log_likelihood=log_likelihood,
+                predictive=posterior_predictive,
+                trace=getattr(getattr(k, "potential", None), "prototype", None),
+            )
+    finally:
+        if store is not None:
+            store.close()
     return _result(
         samples,
         stats,
@@ -204,6 +247,7 @@ def sample(
             "dense_mass": dense_mass,
             "metric_init": metric_init,
             "enumerated": enumerated,
+            "checkpoint": None if checkpoint is None else str(checkpoint),
         },
     )
 
@@ -280,7 +324,7 @@ def _result(
     )
 
 
-def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool):
+def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool, store=None):
     """Every chain's raw run, the wall time of all of them, and why they stopped early
     (``None`` when every chain finished). Chains that finished are kept when a later one
     fails or Ctrl-C stops the run; if none had finished, the error is raised."""
@@ -288,16 +332,17 @@ def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parall
     start = time.perf_counter()
     stopped = None
     try:
+        if isinstance(k, HMC) and ((parallel and len(seeds) > 1) or store is not None):
+            # trace/compile once, before forking (and for chains resumed as finished)
+            k.potential = k._get_potential(args, kwargs)
         if parallel and len(seeds) > 1:
-            if isinstance(k, HMC):
-                k.potential = k._get_potential(args, kwargs)  # trace/compile once, before forking
-            runs = parallel_chains(k, seeds, warmup, draws, args, kwargs, bars)
+            runs = parallel_chains(k, seeds, warmup, draws, args, kwargs, bars, store)
         else:
 
             def report(chain, i, kern):
                 bars.update(chain, i, kern.logging() if progress else None)
 
-            runs = sequential_chains(k, seeds, warmup, draws, args, kwargs, report)
+            runs = sequential_chains(k, seeds, warmup, draws, args, kwargs, report, store)
     except ChainsStopped as stop:
         if not stop.runs:
             if isinstance(stop.original, KeyboardInterrupt):
