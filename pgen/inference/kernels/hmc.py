@@ -119,9 +119,10 @@ class HMC(MCMCKernel):
         self.target_accept = check_float("target_accept", target_accept, positive=True, below=1.0)
         if isinstance(init, str):
             check_choice("init", init, ("uniform", "median"))
-        elif not isinstance(init, dict):
+        elif not (isinstance(init, dict) or hasattr(init, "unconstrained")):
             raise TypeError(
-                f"init must be 'uniform', 'median' or a dict of site values; got {type(init).__name__}"
+                "init must be 'uniform', 'median', a dict of site values or a fitted guide (an SVIResult); "
+                f"got {type(init).__name__}"
             )
         self.init = init
         self.jit = bool(jit)
@@ -147,10 +148,19 @@ class HMC(MCMCKernel):
         dim = self.potential.dim
         dense = dim <= DENSE_MASS_MAX_DIM if self.dense_mass == "auto" else bool(self.dense_mass)
         self.metric = Metric.identity(dim, dense)
-        self.point = self._initial_point()
         self.metric_notes: list[str] = []  # where mass-matrix adaptation had to fall back
         self.mode_metric = None
-        if dense and self.adapt_mass_matrix and self.metric_init == "mode" and self.warmup_steps > 0:
+        if hasattr(self.init, "unconstrained"):  # a fitted guide (pgen.inference.bridges.GuideStart)
+            self._start_from_guide(dense)
+        else:
+            self.point = self._initial_point()
+        if (
+            dense
+            and self.adapt_mass_matrix
+            and self.metric_init == "mode"
+            and self.warmup_steps > 0
+            and self.mode_metric is None
+        ):
             mode, cov, why = metric_at_mode(self.potential, self.point.z)
             if cov is not None:
                 self.metric, why = metric_from_covariance(cov, self.metric)
@@ -170,6 +180,22 @@ class HMC(MCMCKernel):
         self.sum_accept = 0.0
         self.last_stats: dict | None = None
         self._last_params = None
+
+    def _start_from_guide(self, dense: bool) -> None:
+        """First point: a draw of the fitted guide (one where the model is finite); first
+        metric: the covariance of the guide's draws in the unconstrained space."""
+        z = self.init.unconstrained(self.potential)
+        cov = np.cov(z.T).reshape(len(z[0]), len(z[0]))
+        self.metric, why = metric_from_covariance(cov if dense else np.diag(cov), self.metric)
+        self.mode_metric = "not used: the metric came from the guide" if why is None else f"not used: {why}"
+        for i in self.rng.permutation(len(z))[:100]:
+            u, g = self.value_and_grad(z[i])
+            if math.isfinite(u) and np.all(np.isfinite(g)):
+                self.point = Point(z[i].copy(), u, g)
+                return
+        raise ValueError(
+            "the model's density is not finite at any of 100 draws of the guide it was given as init"
+        )
 
     def _laplace_point(self, mode: np.ndarray) -> Point:
         """A draw from the Laplace approximation N(mode, metric) (the mode itself where

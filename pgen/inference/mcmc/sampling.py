@@ -19,6 +19,8 @@ from ...eval.arviz import to_inference_data
 from ..arguments import check_option_names, model_arguments
 from ..kernels.hmc import HMC
 from .chains import Bars, ChainsStopped, make_kernel, parallel_chains, sequential_chains, unbatch
+from ..bridges import GuideStart
+from ..guides import VIPosterior
 from .checkpoint import ChainStore
 from .postprocess import constrain, discrete_draws, model_sites, pointwise
 from .result import MCMCResult, convergence_warnings, rejection_warnings, summarize
@@ -79,7 +81,11 @@ def sample(
             eagerly, with one warning saying why; ``config["compiled"]`` of the result
             says which ran. ``jit=False``: always eager.
         init: ``"uniform"`` (unconstrained coordinates uniform in (-2, 2)), ``"median"``
-            (prior medians) or a dict of constrained site values.
+            (prior medians), a dict of constrained site values, or a fitted guide (the
+            ``SVIResult`` of ``pgen.fit`` on the same model and data, or its
+            ``posterior()``): each chain then starts at one of the guide's draws, with
+            the covariance of its draws as the first mass matrix
+            (:mod:`pgen.inference.bridges`).
         parallel: ``True``: run chains in parallel processes (``fork``; Linux and macOS),
             one thread each; ``False``: one after another; ``"auto"`` (default): in
             processes when there are several chains, pgen's named kernel, more than one
@@ -152,6 +158,8 @@ def sample(
         raise TypeError(f"{clash} given both as keyword arguments and in model_kwargs")
     args, kwargs = model_arguments(args, {**kwargs, **(model_kwargs or {})})
     parallel = _use_processes(parallel, chains, kernel)
+    if callable(getattr(init, "posterior", None)) or isinstance(init, VIPosterior):
+        init = GuideStart(init)  # a fitted guide: chains start at its draws, metric at its covariance
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=, the folder of the run to continue")
@@ -240,7 +248,7 @@ def sample(
             "jit": bool(jit),
             "compiled": _compiled(k),
             "mode_metric": [run.get("mode_metric") for run in runs],
-            "init": init if isinstance(init, str) else "dict",
+            "init": init if isinstance(init, str) else ("guide" if isinstance(init, GuideStart) else "dict"),
             "parallel": parallel,
             "target_accept": target_accept,
             "max_tree_depth": max_tree_depth,
