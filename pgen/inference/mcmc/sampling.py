@@ -17,10 +17,10 @@ from ... import rng
 from ...checks import check_int
 from ...eval.arviz import to_inference_data
 from ..arguments import check_option_names, model_arguments
-from ..kernels.hmc import HMC
-from .chains import Bars, ChainsStopped, make_kernel, parallel_chains, sequential_chains, unbatch
 from ..bridges import GuideStart
 from ..guides import VIPosterior
+from ..kernels.hmc import HMC
+from .chains import Bars, ChainsStopped, make_kernel, parallel_chains, sequential_chains, unbatch
 from .checkpoint import ChainStore
 from .postprocess import constrain, discrete_draws, model_sites, pointwise
 from .result import MCMCResult, convergence_warnings, rejection_warnings, summarize
