@@ -9,7 +9,7 @@ estimators (:mod:`pgen.eval`). Subpackages: ``pgen.data``, ``pgen.models``,
 __version__ = "0.1.0"
 
 from . import data, eval, inference, io, models, teach  # noqa: E402
-from .inference import Comparison, MCMCResult, SVIResult, compare, fit, sample  # noqa: E402
+from .inference import Calibration, Comparison, MCMCResult, SVIResult, calibrate, compare, fit, sample  # noqa: E402
 
 __all__ = [
     "fit",
@@ -18,6 +18,8 @@ __all__ = [
     "MCMCResult",
     "compare",
     "Comparison",
+    "calibrate",
+    "Calibration",
     "data",
     "models",
     "inference",

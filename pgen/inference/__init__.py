@@ -2,6 +2,7 @@
 with its kernels."""
 
 from . import kernels
+from .calibrate import Calibration, calibrate
 from .compare import Comparison, compare
 from .elbo import ELBO, OBJECTIVES, ImportanceWeightedELBO, MeanFieldELBO, make_objective
 from .guides import GUIDES, VIPosterior, make_guide, vi_posterior
@@ -19,6 +20,8 @@ __all__ = [
     "Potential",
     "compare",
     "Comparison",
+    "calibrate",
+    "Calibration",
     "make_guide",
     "vi_posterior",
     "VIPosterior",

@@ -3,6 +3,7 @@
 Imported on first use (``pgen.plot``), so ``import pgen`` does not load matplotlib.
 """
 
+from .calibrate import plot_ranks
 from .compare import plot_error_vs_time, plot_marginals, plot_pair
 from .diffusion import plot_diffusion_terms
 from .energy import (
@@ -59,6 +60,7 @@ __all__ = [
     "project_2d",
     "plot_marginals",
     "plot_pair",
+    "plot_ranks",
     "plot_error_vs_time",
     "plot_elbo_terms",
     "plot_iwae_curve",
