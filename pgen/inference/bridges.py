@@ -25,10 +25,10 @@ import math
 
 import numpy as np
 import torch
-from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from ..checks import check_int
 from .guides import VIPosterior
+from .kernels.base import PgenKernel
 
 __all__ = ["GuideStart", "IndependenceMH", "guide_draws"]
 
@@ -81,7 +81,7 @@ class GuideStart:
         return torch.stack(rows).double().numpy()
 
 
-class IndependenceMH(MCMCKernel):
+class IndependenceMH(PgenKernel):
     """Independence Metropolis-Hastings with a fitted guide as the proposal (see the
     module docstring). Run it with :func:`pgen.sample` (``kernel=IndependenceMH(fit)``);
     the per-draw ``acceptance_rate`` in ``sample_stats`` and :attr:`acceptance` say how

@@ -4,8 +4,10 @@
 latent sites. ``Langevin`` (ULA, MALA), ``RBMGibbs`` and ``PairwiseGibbs``
 (``pgen.inference.kernels.energy``) sample energy-based models, many chains as one
 batched tensor. The step maths of every kernel is a pure function the tests call directly.
+What the engine asks of a kernel is in :mod:`pgen.inference.kernels.base`.
 """
 
+from .base import PgenKernel, StepInfo
 from .energy import (
     AnnealedLangevin,
     Langevin,
@@ -20,6 +22,8 @@ from .energy import (
 from .hmc import HMC, NUTS, DualAveraging, Metric, WelfordCovariance, adaptation_windows
 
 __all__ = [
+    "PgenKernel",
+    "StepInfo",
     "HMC",
     "NUTS",
     "Metric",

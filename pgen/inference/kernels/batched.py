@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import torch
-from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from ...checks import check_int
+from .base import PgenKernel
 
 __all__ = ["BatchedKernel", "initial_state", "rows"]
 
 
-class BatchedKernel(MCMCKernel):
+class BatchedKernel(PgenKernel):
     """State: ``{site: (chains, ...)}``; statistics of the last transition in
     ``last_stats``; no transforms (the sites are unconstrained)."""
 

@@ -14,11 +14,11 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 import torch
-from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from ...checks import check_choice, check_float, check_int
 from ..potential import Potential
 from .adaptation import DualAveraging, WelfordCovariance, adaptation_windows
+from .base import PgenKernel, StepInfo
 from .hamiltonian import (
     MAX_DELTA_H,
     Metric,
@@ -56,7 +56,7 @@ DENSE_MASS_MAX_DIM = 50  # dense_mass="auto" adapts a dense matrix up to this ma
 DENSE_DRAWS_PER_DIM = 5
 
 
-class HMC(MCMCKernel):
+class HMC(PgenKernel):
     """Hamiltonian Monte Carlo with a fixed number of leapfrog steps, as a Pyro kernel.
 
     Warm-up adapts the step size by dual averaging and the inverse mass matrix from the
@@ -178,7 +178,7 @@ class HMC(MCMCKernel):
         self.t = 0
         self.num_divergences = 0
         self.sum_accept = 0.0
-        self.last_stats: dict | None = None
+        self.last_stats: StepInfo | None = None
         self._last_params = None
 
     def _start_from_guide(self, dense: bool) -> None:

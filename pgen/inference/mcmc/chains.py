@@ -58,9 +58,11 @@ def make_kernel(
     return HMC(model, num_steps=num_steps, **common)
 
 
-def _kernel_stats(kernel, previous_divergences: int) -> tuple[dict, int]:
-    """Per-draw statistics: pgen kernels report ``last_stats``; for other kernels the
-    engine reads what Pyro's HMC/NUTS keep (step size, divergence list)."""
+def foreign_step_info(kernel, previous_divergences: int) -> tuple[dict, int]:
+    """Per-draw statistics (:class:`~pgen.inference.kernels.base.StepInfo`): pgen kernels
+    report ``last_stats``; for other kernels (Pyro's own, or a user's) this is the one
+    adapter, reading what Pyro's HMC/NUTS keep (step size, divergence list). Returns the
+    statistics and the kernel's divergence count so far."""
     stats = getattr(kernel, "last_stats", None)
     if stats is not None:
         return stats, 0
@@ -122,7 +124,7 @@ def run_chain(
         if i >= warmup:
             for name, value in params.items():
                 kept[name].append(value.detach().cpu().clone())
-            row, divergences = _kernel_stats(kernel, divergences)
+            row, divergences = foreign_step_info(kernel, divergences)
             for key, value in row.items():
                 stats.setdefault(key, []).append(value)
         report(chain, i, kernel)
