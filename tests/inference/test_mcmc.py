@@ -293,3 +293,57 @@ def test_bad_input_is_explained():
         pgen.sample(m.model, init={"nope": 1.0}, progress=False)
     with pytest.raises(ValueError, match="step_size_jitter must be < 1.0, got 1.5"):
         k.HMC(m.model, step_size_jitter=1.5)
+
+
+def test_a_foreign_kernel_reports_its_step_size_and_divergences_through_the_adapter():
+    # a user's kernel written against Pyro's MCMCKernel, keeping what Pyro's HMC keeps:
+    # a list of divergent iterations and a step size; no last_stats of its own
+    from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
+
+    from pgen.inference.kernels.base import ForeignKernel
+
+    class Every3rdDiverges(MCMCKernel):
+        def setup(self, warmup_steps, *args, **kwargs):
+            self.t, self._divergences, self.step_size, self.transforms = 0, [], 0.5, {}
+            self._params = {"x": torch.tensor(0.0)}
+
+        @property
+        def initial_params(self):
+            return self._params
+
+        @initial_params.setter
+        def initial_params(self, params):
+            self._params = params
+
+        def sample(self, params):
+            self.t += 1
+            if self.t % 3 == 0:
+                self._divergences.append(self.t)
+            self.step_size = 0.5 / self.t
+            return {"x": params["x"] + 1.0}
+
+    r = pgen.sample(
+        lambda: None, kernel=Every3rdDiverges(), chains=1, warmup=4, draws=6, progress=False, warn=False
+    )
+    diverging = np.asarray(r.sample_stats["diverging"]).reshape(-1)
+    np.testing.assert_array_equal(diverging, [t % 3 == 0 for t in range(5, 11)])
+    np.testing.assert_allclose(
+        np.asarray(r.sample_stats["step_size"]).reshape(-1), [0.5 / t for t in range(5, 11)]
+    )
+    np.testing.assert_array_equal(r.samples["x"][0], np.arange(5.0, 11.0))
+    assert r.divergences == 2
+    assert isinstance(
+        pgen.inference.mcmc.chains.make_kernel(
+            Every3rdDiverges(),
+            None,
+            jit=False,
+            init=None,
+            target_accept=0.8,
+            max_tree_depth=10,
+            dense_mass=False,
+            metric_init="mode",
+            step_size=None,
+            num_steps=1,
+        ),
+        ForeignKernel,
+    )

@@ -9,8 +9,8 @@ once per chain (after seeding torch, NumPy and Python from the chain's seed), re
   are mapped back with ``transform.inv`` (Pyro's convention). ``{}``: draws are
   returned constrained.
 * ``last_stats``: a :class:`StepInfo` of the last transition, stored per draw in
-  ``sample_stats``. A Pyro kernel without it is read through
-  :func:`pgen.inference.mcmc.chains.foreign_step_info` (its step size and divergences).
+  ``sample_stats``. Any other kernel (Pyro's own, a user's) runs wrapped in
+  :class:`ForeignKernel`, which reports its step size and divergences this way.
 * ``batch_chains``: a kernel that runs several chains as one batched state (energy
   models) says how many; the engine reports them as chains.
 * ``failures``: a ``Counter`` of the reasons why the model could not be evaluated
@@ -29,7 +29,7 @@ from typing import TypedDict
 
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
-__all__ = ["PgenKernel", "StepInfo"]
+__all__ = ["PgenKernel", "StepInfo", "ForeignKernel", "as_pgen_kernel"]
 
 
 class StepInfo(TypedDict, total=False):
@@ -56,3 +56,61 @@ class PgenKernel(MCMCKernel):
 
     def logging(self):
         return {}
+
+
+class ForeignKernel(PgenKernel):
+    """A kernel that is not pgen's (``pyro.infer.NUTS``, a user's ``MCMCKernel``), as
+    the engine runs it: every call goes to the kernel itself, and ``last_stats`` reports
+    its own ``last_stats`` if it keeps one, else what Pyro's HMC and NUTS keep (the step
+    size, and whether the transition added to their list of divergences)."""
+
+    def __init__(self, kernel: MCMCKernel):
+        self.kernel = kernel
+        self._divergences = 0
+
+    @property
+    def transforms(self):
+        return getattr(self.kernel, "transforms", None) or {}
+
+    @property
+    def initial_params(self):
+        return self.kernel.initial_params
+
+    @initial_params.setter
+    def initial_params(self, params):
+        self.kernel.initial_params = params
+
+    def setup(self, warmup_steps, *args, **kwargs):
+        self._divergences = 0
+        self.last_stats = None
+        return self.kernel.setup(warmup_steps, *args, **kwargs)
+
+    def sample(self, params):
+        params = self.kernel.sample(params)
+        own = getattr(self.kernel, "last_stats", None)
+        if own is not None:
+            self.last_stats = own
+            return params
+        divergences = getattr(self.kernel, "_divergences", None)
+        count = len(divergences) if isinstance(divergences, list) else 0
+        stats: StepInfo = {"diverging": count > self._divergences}
+        self._divergences = count
+        step = getattr(self.kernel, "step_size", None)
+        if isinstance(step, (int, float)):
+            stats["step_size"] = float(step)
+        self.last_stats = stats
+        return params
+
+    def cleanup(self):
+        return self.kernel.cleanup()
+
+    def logging(self):
+        return self.kernel.logging()
+
+    def diagnostics(self):
+        return self.kernel.diagnostics()
+
+
+def as_pgen_kernel(kernel: MCMCKernel) -> PgenKernel:
+    """``kernel`` itself if it is pgen's, else wrapped in :class:`ForeignKernel`."""
+    return kernel if isinstance(kernel, PgenKernel) else ForeignKernel(kernel)

@@ -17,6 +17,7 @@ from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from tqdm.auto import tqdm
 
 from ...checks import check_choice
+from ..kernels.base import as_pgen_kernel
 from ..kernels.hmc import HMC, NUTS
 from ..potential import model_error
 
@@ -38,7 +39,7 @@ def make_kernel(
     kernel, model, *, jit, init, target_accept, max_tree_depth, dense_mass, metric_init, step_size, num_steps
 ):
     if isinstance(kernel, MCMCKernel):
-        return kernel
+        return as_pgen_kernel(kernel)
     if not isinstance(kernel, str):
         raise TypeError(
             "kernel must be 'nuts', 'hmc' or a pyro.infer.mcmc MCMCKernel instance; "
@@ -56,23 +57,6 @@ def make_kernel(
     if name == "nuts":
         return NUTS(model, max_tree_depth=max_tree_depth, **common)
     return HMC(model, num_steps=num_steps, **common)
-
-
-def foreign_step_info(kernel, previous_divergences: int) -> tuple[dict, int]:
-    """Per-draw statistics (:class:`~pgen.inference.kernels.base.StepInfo`): pgen kernels
-    report ``last_stats``; for other kernels (Pyro's own, or a user's) this is the one
-    adapter, reading what Pyro's HMC/NUTS keep (step size, divergence list). Returns the
-    statistics and the kernel's divergence count so far."""
-    stats = getattr(kernel, "last_stats", None)
-    if stats is not None:
-        return stats, 0
-    divs = getattr(kernel, "_divergences", None)
-    count = len(divs) if isinstance(divs, list) else 0
-    out = {"diverging": count > previous_divergences}
-    step = getattr(kernel, "step_size", None)
-    if isinstance(step, (int, float)):
-        out["step_size"] = float(step)
-    return out, count
 
 
 def _failures(kernel) -> Counter:
@@ -104,7 +88,7 @@ def run_chain(
     params = kernel.initial_params
     kept: dict[str, list] = {name: [] for name in params}
     stats: dict[str, list] = {}
-    divergences, first = 0, 0
+    first = 0
     warmup_time, earlier = 0.0, 0.0  # earlier: seconds spent before a resumed run
     after_warmup = _failures(kernel)
     if saved is not None:
@@ -113,7 +97,6 @@ def run_chain(
         first, earlier, warmup_time = saved["i"], saved["seconds"], saved["warmup_time"]
         kept = {k: list(v.unbind(0)) for k, v in saved["kept"].items()}
         stats = {k: v.tolist() for k, v in saved["stats"].items()}
-        divergences = int(saved["kernel"]["num_divergences"])
         after_warmup = Counter(saved["after_warmup"])
         before = Counter(saved["before"])
     for i in range(first, warmup + draws):
@@ -124,8 +107,7 @@ def run_chain(
         if i >= warmup:
             for name, value in params.items():
                 kept[name].append(value.detach().cpu().clone())
-            row, divergences = foreign_step_info(kernel, divergences)
-            for key, value in row.items():
+            for key, value in (kernel.last_stats or {}).items():
                 stats.setdefault(key, []).append(value)
         report(chain, i, kernel)
         if store is not None and ((i + 1) % store.every == 0 or i + 1 == warmup + draws):
