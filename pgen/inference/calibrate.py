@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +32,8 @@ import torch
 from pyro import poutine
 from pyro.poutine.subsample_messenger import _Subsample
 
-from ..checks import check_int
+from ..checks import check_float, check_int
+from ..eval.arviz import flat_parameters
 from .arguments import check_option_names, model_arguments
 from .guides import GUIDES, make_guide, vi_posterior
 from .mcmc import KERNELS, sample
@@ -63,21 +64,6 @@ class Calibration:
         (Bonferroni-corrected over the parameters)."""
         rows = self.table[self.table["method"] == method]
         return bool((rows["p_value"] > level / max(len(rows), 1)).all())
-
-
-def _scalars(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``{site: (n, *shape)}`` -> ``{"site[i,j]": (n,)}``."""
-    out = {}
-    for name, v in values.items():
-        v = np.asarray(v, dtype=np.float64)
-        flat = v.reshape(len(v), -1)
-        if flat.shape[1] == 1 and v.ndim == 1:
-            out[name] = flat[:, 0]
-        else:
-            for i in range(flat.shape[1]):
-                index = np.unravel_index(i, v.shape[1:])
-                out[f"{name}[{','.join(map(str, index))}]"] = flat[:, i]
-    return out
 
 
 def _observed_names(model, args, kwargs) -> set[str]:
@@ -230,8 +216,8 @@ def calibrate(
         },
         "svi": {
             "steps": check_int("steps", steps, minimum=1),
-            "lr": lr,
-            "lr_final": lr_final,
+            "lr": check_float("lr", lr, positive=True),
+            "lr_final": check_float("lr_final", lr_final, positive=True),
             "num_particles": check_int("num_particles", num_particles, minimum=1),
         },
     }
@@ -248,12 +234,11 @@ def calibrate(
     for s in tqdm(range(num_simulations), desc="calibrate", disable=not progress):
         truth, observed = _simulate(model, args, kwargs, observed_names, seed * 100003 + s)
         conditioned = poutine.condition(model, data=observed)
-        truth = _scalars({k: v.cpu().numpy()[None] for k, v in truth.items()})
+        truth = flat_parameters({k: v.cpu().numpy()[None] for k, v in truth.items()}, sample_dims=1)
         for method in methods:
             try:
-                post = _scalars(
-                    _posterior_draws(method, conditioned, args, kwargs, num_draws, seed + s, settings)
-                )
+                draws = _posterior_draws(method, conditioned, args, kwargs, num_draws, seed + s, settings)
+                post = flat_parameters(draws, sample_dims=1)
             except Exception as error:  # noqa: BLE001 - kept, and the simulation goes on
                 errors.setdefault(method, f"simulation {s}: {type(error).__name__}: {error}")
                 continue

@@ -26,6 +26,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from pgen.eval.arviz import flat_parameters
+
 SUMMARIES = Path(__file__).with_name("reference_summaries.json")
 
 
@@ -147,17 +149,6 @@ def reference(name: str) -> dict:
     return {p: (v["mean"], v["sd"]) for p, v in stored["parameters"].items()}
 
 
-def scalar_draws(samples: dict, names=None) -> dict[str, np.ndarray]:
+def scalar_draws(samples: dict) -> dict[str, np.ndarray]:
     """``{site: (chain, draw, *shape)}`` -> ``{"site" or "site[i]": pooled draws}``."""
-    out = {}
-    for site, v in samples.items():
-        if names is not None and site not in names:
-            continue
-        v = np.asarray(v, dtype=np.float64)
-        flat = v.reshape(v.shape[0] * v.shape[1], -1)
-        if v.ndim == 2:
-            out[site] = flat[:, 0]
-        else:
-            for i in range(flat.shape[1]):
-                out[f"{site}[{i}]"] = flat[:, i]
-    return out
+    return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in flat_parameters(samples).items()}
