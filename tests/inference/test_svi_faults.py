@@ -114,6 +114,32 @@ def test_a_model_that_observes_nothing_and_a_module_passed_for_its_method():
         pgen.fit(vae, vae.guide, torch.zeros(4, 64), steps=1, progress=False)
 
 
+@pytest.mark.parametrize("guide_name", ["meanfield", "fullrank", "laplace"])
+def test_a_model_written_for_nuts_without_plates_names_the_site_and_the_fix(guide_name):
+    """A latent of batch shape [2] with no plate or to_event: Pyro's NUTS samples it, its
+    SVI raises "invalid log_prob shape"; pgen says which site and what to write."""
+    from pgen.inference.guides import make_guide
+
+    def model(y):
+        mu = pyro.sample("mu", dist.Normal(torch.zeros(2), 1.0))
+        pyro.sample("y", dist.Normal(mu, 1.0).to_event(1), obs=y)
+
+    y = torch.tensor([0.5, -0.5])
+    with pytest.raises(ValueError, match=r"model site 'mu' has a Normal of batch shape \[2\], and no "
+                       r"pyro.plate covers its dim -1 \(size 2\).*Normal\(\.\.\.\)\.to_event\(1\).*"
+                       r"pyro.plate\('mu_plate', 2, dim=-1\)") as info:
+        pgen.fit(model, make_guide(guide_name, model), None, model_args=(y,), steps=2, progress=False)
+    assert "invalid log_prob shape" in str(info.value.__cause__)  # Pyro's message kept as the cause
+
+    def plated(y):  # the fix the message gives works
+        with pyro.plate("mu_plate", 2, dim=-1):
+            mu = pyro.sample("mu", dist.Normal(torch.zeros(2), 1.0))
+        pyro.sample("y", dist.Normal(mu, 1.0).to_event(1), obs=y)
+
+    fit = pgen.fit(plated, make_guide(guide_name, plated), None, model_args=(y,), steps=2, progress=False)
+    assert len(fit.history["train_elbo"]) == 2
+
+
 def test_an_unwritable_checkpoint_dir_fails_before_training(digits, tmp_path):
     x, _ = digits
     blocker = tmp_path / "a-file"

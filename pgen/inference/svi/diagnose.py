@@ -8,7 +8,13 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
-__all__ = ["check_callables", "check_pair", "diagnose_nonfinite", "nonfinite_parameters"]
+__all__ = [
+    "check_callables",
+    "check_pair",
+    "diagnose_nonfinite",
+    "explain_site_shape",
+    "nonfinite_parameters",
+]
 
 
 def _unimplemented_forward(obj) -> bool:
@@ -78,6 +84,57 @@ def check_pair(model_trace, guide_trace, *, has_data: bool, enumerates: bool) ->
             "Fitting it would fit its prior and ignore the data; pass the data to the "
             "model's observed site (e.g. pyro.sample('obs', dist, obs=x))"
         )
+
+
+def _uncovered_dims(site) -> list[tuple[int, int]]:
+    """``(dim, size)`` of each batch dimension of a sample site, larger than 1, that no
+    vectorized ``pyro.plate`` of the site covers (dims count from the right, as plates')."""
+    plates = {f.dim: f.size for f in site["cond_indep_stack"] if f.vectorized and f.dim is not None}
+    shape = tuple(getattr(site["fn"], "batch_shape", ()))
+    return [
+        (dim, size)
+        for dim, size in zip(range(-len(shape), 0), shape)
+        if size > 1 and dim not in plates
+    ]
+
+
+def explain_site_shape(model_trace, guide_trace) -> str | None:
+    """Say in words which site needs a plate or ``.to_event``, for Pyro's "invalid log_prob
+    shape": a site whose distribution has batch dimensions no ``pyro.plate`` covers, as
+    models written for NUTS often have (``dist.Normal(torch.zeros(2), 1.)`` with no plate).
+    MCMC sums every log-density and never asks; the ELBO needs to know which dimensions
+    are independent copies (plates) and which are one vector-valued draw (event dims).
+    ``None`` when no site has such a dimension."""
+    for role, trace in (("model", model_trace), ("guide", guide_trace)):
+        for name, site in prune_subsample_sites(trace).nodes.items():
+            if site["type"] != "sample":
+                continue
+            bad = _uncovered_dims(site)
+            if not bad:
+                continue
+            fn = site["fn"]
+            shape = list(fn.batch_shape)
+            dims = ", ".join(f"dim {d} (size {n})" for d, n in bad)
+            first_dim, first_size = bad[0]
+            plates = {f.dim for f in site["cond_indep_stack"] if f.vectorized}
+            trailing = -first_dim
+            if any(d in plates for d in range(first_dim, 0)):  # a plate lies right of it
+                as_event = ""
+            else:
+                as_event = (
+                    f"if the entries are one vector-valued draw, write the distribution as "
+                    f"{type(fn).__name__}(...).to_event({trailing}) (its log-density summed over "
+                    "them); "
+                )
+            return (
+                f"{role} site {name!r} has a {type(fn).__name__} of batch shape {shape}, and no "
+                f"pyro.plate covers its {dims}. Pyro's variational objectives need every batch "
+                f"dimension of a site declared: {as_event}if they are independent copies, sample "
+                "the site "
+                f"inside `with pyro.plate({name + '_plate'!r}, {first_size}, dim={first_dim}):`. "
+                "(MCMC sums every log-density and does not need this.)"
+            )
+    return None
 
 
 def _unwrap(fn):

@@ -15,7 +15,7 @@ from ..elbo import _LossAndSurrogate
 from .compile import CompiledObjective
 from .config import FitConfig
 from .data import owner
-from .diagnose import check_pair
+from .diagnose import check_pair, explain_site_shape
 from .minibatch import ScaledPair, check_plates
 
 __all__ = ["SVIEngine", "make_optimizer"]
@@ -111,7 +111,13 @@ class SVIEngine:
             model_s, guide_s = self.scaled(self.batch)
             # any lazy set-up of the objective (e.g. guessing max_plate_nesting) runs here,
             # where it cannot shift the training random numbers
-            self.objective.loss(model_s, guide_s, xb, **kwargs)
+            try:
+                self.objective.loss(model_s, guide_s, xb, **kwargs)
+            except ValueError as error:
+                words = "invalid log_prob shape" in str(error) and explain_site_shape(model_trace, guide_trace)
+                if words:
+                    raise ValueError(words) from error
+                raise
         self._collect_parameters()
         self.optimizer = make_optimizer(self.config.optimizer, self.params, self.config.lr)
         self.modules = {}
