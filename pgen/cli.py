@@ -200,6 +200,12 @@ def _add_other(commands) -> None:
     cmp.add_argument("--warmup", type=int, default=500, help="MCMC warm-up draws per chain")
     cmp.add_argument("--draws", type=int, default=1000, help="MCMC draws per chain")
     cmp.add_argument("--steps", type=int, default=3000, help="SVI optimizer steps per guide")
+    cmp.add_argument(
+        "--guide-init",
+        choices=["mode", "median"],
+        default="mode",
+        help="where the guides start: the posterior mode (default) or the prior medians (Pyro's)",
+    )
     cmp.add_argument("--reference-draws", type=int, default=2500, help="draws per chain of a NUTS reference")
     cmp.add_argument("--no-progress", action="store_true")
     teach = commands.add_parser("teach", help="draw a derivation's figures (docs/derivations.md)")

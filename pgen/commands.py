@@ -142,6 +142,7 @@ def _compare(args) -> int:
         warmup=args.warmup,
         draws=args.draws,
         steps=args.steps,
+        guide_init=args.guide_init,
         reference_draws=args.reference_draws,
         progress=not args.no_progress,
     )

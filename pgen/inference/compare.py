@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import check_float, check_int
+from ..checks import check_choice, check_float, check_int
 from ..eval.arviz import flat_parameters
 from ..eval.posterior import against_reference, energy_distance, wasserstein1
 from .arguments import check_option_names, model_arguments
+from .guide_init import INITS
 from .guides import GUIDES, make_guide, vi_posterior
 from .mcmc import KERNELS, sample
 from .svi import fit
@@ -210,7 +211,8 @@ def _run_vi(method, model, args, kwargs, settings) -> tuple[dict, Any, Any, dict
 
     if settings["model_params"]:
         model = poutine.substitute(model, data=settings["model_params"])
-    guide = make_guide(method, model)
+    init = "median" if method == "flow" else settings["guide_init"]
+    guide = make_guide(method, model, init=init)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         svi = fit(
@@ -292,6 +294,7 @@ def compare(
     lr: float = 0.02,
     lr_final: float = 0.001,
     num_particles: int = 1,
+    guide_init: str = "mode",
     num_draws: int = 2000,
     reference_options: Mapping | None = None,
     progress: bool = True,
@@ -314,6 +317,10 @@ def compare(
         chains, warmup, draws, jit: MCMC settings (``jit=True``: compiled potential).
         steps, lr, lr_final, num_particles: SVI settings (full-batch Adam, learning rate
             decaying from ``lr`` to ``lr_final``).
+        guide_init: where the guides start, ``"mode"`` (the posterior mode; mean field
+            and full rank also with their curvature there, :mod:`pgen.inference.guide_init`)
+            or ``"median"`` (the prior medians, Pyro's default). ``flow`` always starts as
+            a standard Normal.
         num_draws: draws from each fitted guide (and for its k-hat).
         reference_options: overrides for the reference NUTS run (e.g. ``{"draws": 5000}``).
         progress: progress bars.
@@ -355,6 +362,7 @@ def compare(
             "seed": seed,
             "progress": progress,
         },
+        "guide_init": check_choice("guide_init", guide_init, INITS),
         "draws": {"num_draws": check_int("num_draws", num_draws, minimum=2), "seed": seed},
         "model_params": _model_parameters(model, args, kwargs),
     }

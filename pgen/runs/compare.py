@@ -29,6 +29,7 @@ def compare_problem(
     warmup: int = 500,
     draws: int = 1000,
     steps: int = 3000,
+    guide_init: str = "mode",
     reference_draws: int = 2500,
     progress: bool = True,
 ) -> tuple[Comparison, Path, str]:
@@ -70,6 +71,7 @@ def compare_problem(
         warmup=warmup,
         draws=draws,
         steps=steps,
+        guide_init=guide_init,
         reference_options={"draws": reference_draws},
         progress=progress,
         on_result=write,
