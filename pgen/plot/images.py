@@ -31,45 +31,62 @@ def _numpy(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def _image_shape(dim: int, image_shape) -> tuple[int, int]:
+def _layout(dim: int, image_shape) -> tuple[int, int, int]:
+    """``(channels, rows, cols)`` of flattened images of ``dim`` values: ``image_shape``
+    is ``(rows, cols)`` (grey) or ``(channels, rows, cols)`` with 1 or 3 channels (RGB
+    planes, as CIFAR-10 stores them); ``None`` means square grey images."""
     if image_shape is not None:
-        rows, cols = (int(s) for s in image_shape)
-        if rows * cols != dim:
-            raise ValueError(f"image_shape {tuple(image_shape)} holds {rows * cols} pixels, not {dim}")
-        return rows, cols
+        shape = tuple(int(s) for s in image_shape)
+        if len(shape) == 2:
+            shape = (1, *shape)
+        if len(shape) != 3 or shape[0] not in (1, 3):
+            raise ValueError(
+                f"image_shape must be (rows, cols) or (channels, rows, cols) with 1 or 3 channels; "
+                f"got {tuple(image_shape)}"
+            )
+        if int(np.prod(shape)) != dim:
+            raise ValueError(f"image_shape {tuple(image_shape)} holds {int(np.prod(shape))} pixels, not {dim}")
+        return shape
     side = math.isqrt(dim)
     if side * side != dim:
         raise ValueError(f"images of {dim} pixels are not square; pass image_shape=(rows, cols)")
-    return side, side
+    return 1, side, side
+
+
+def _image_shape(dim: int, image_shape) -> tuple[int, int]:
+    return _layout(dim, image_shape)[1:]
 
 
 def image_grid(images, *, nrow: int | None = None, image_shape=None, pad: int = 1) -> np.ndarray:
-    """Tile flattened images into one 2-D array, row by row, with ``pad`` pixels between.
+    """Tile flattened images into one array, row by row, with ``pad`` pixels between.
 
     Args:
-        images: ``(n, rows*cols)`` or ``(n, rows, cols)``.
+        images: ``(n, pixels)``, ``(n, rows, cols)`` or ``(n, channels, rows, cols)``.
         nrow: images per row (default: as square as possible).
-        image_shape: ``(rows, cols)`` when the images are not square.
-        pad: pixels of background (NaN, drawn blank) between images.
+        image_shape: ``(rows, cols)`` when grey images are not square;
+            ``(3, rows, cols)`` for colour images stored as RGB planes.
+        pad: pixels of background between images (NaN, drawn blank; white for colour).
 
     Returns:
-        A ``(R*(rows+pad)-pad, C*(cols+pad)-pad)`` array.
+        A ``(R*(rows+pad)-pad, C*(cols+pad)-pad)`` array, with a last axis of 3 for colour.
     """
     a = _numpy(images)
-    if a.ndim == 3:
+    if a.ndim == 4 and image_shape is None:
+        image_shape = a.shape[1:]
+    if a.ndim in (3, 4):
         a = a.reshape(len(a), -1)
     if a.ndim != 2 or len(a) == 0:
         raise ValueError(f"images must have shape (n, pixels) with n >= 1, got {a.shape}")
-    rows, cols = _image_shape(a.shape[1], image_shape)
+    channels, rows, cols = _layout(a.shape[1], image_shape)
     n = len(a)
     per_row = math.ceil(math.sqrt(n)) if nrow is None else check_int("nrow", nrow, minimum=1)
     n_rows = math.ceil(n / per_row)
-    grid = np.full((n_rows * (rows + pad) - pad, per_row * (cols + pad) - pad), np.nan)
+    size = (n_rows * (rows + pad) - pad, per_row * (cols + pad) - pad)
+    grid = np.full(size, np.nan) if channels == 1 else np.ones((*size, 3))
     for i, img in enumerate(a):
         r, c = divmod(i, per_row)
-        grid[r * (rows + pad) : r * (rows + pad) + rows, c * (cols + pad) : c * (cols + pad) + cols] = (
-            img.reshape(rows, cols)
-        )
+        img = img.reshape(rows, cols) if channels == 1 else np.clip(img.reshape(3, rows, cols).transpose(1, 2, 0), 0, 1)
+        grid[r * (rows + pad) : r * (rows + pad) + rows, c * (cols + pad) : c * (cols + pad) + cols] = img
     return grid
 
 

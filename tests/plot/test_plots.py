@@ -35,6 +35,20 @@ def test_image_grid_places_images_row_by_row_with_blank_padding():
         plot.image_grid(torch.zeros(2, 6), image_shape=(2, 2))
 
 
+def test_colour_images_stored_as_rgb_planes_tile_with_white_padding():
+    planes = torch.zeros(2, 3, 2, 2)
+    planes[0, 0] = 1.0  # image 0 red
+    planes[1, 2] = 1.0  # image 1 blue
+    grid = plot.image_grid(planes.reshape(2, -1), image_shape=(3, 2, 2))
+    assert grid.shape == (2, 5, 3)
+    np.testing.assert_array_equal(grid[0, 0], [1, 0, 0])
+    np.testing.assert_array_equal(grid[1, 4], [0, 0, 1])
+    np.testing.assert_array_equal(grid[:, 2], 1.0)  # the padding column is white
+    np.testing.assert_array_equal(plot.image_grid(planes), grid)  # (n, C, H, W) needs no image_shape
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        plot.image_grid(torch.zeros(2, 8), image_shape=(2, 2, 2))
+
+
 def test_plot_images_shows_the_grid():
     images = torch.rand(7, 16)
     ax = plot.plot_images(images, nrow=4, title="t")

@@ -13,6 +13,7 @@ import pyro
 import torch
 
 from ... import rng
+from ...data.files import ImageFiles
 from ..elbo import _LossAndSurrogate, make_objective
 from .checkpoint import Checkpoints
 from .config import FitConfig
@@ -76,7 +77,9 @@ def fit(
             model needs a guide site of the same name; a mismatch is named before
             training starts.
         data: ``x``, or a pair ``(x, y)``; tensors or numpy arrays with examples along
-            the first dimension. Validated: floating point, finite, non-empty; integer
+            the first dimension, or images on disk (:func:`pgen.data.open_images`: each
+            minibatch is read when it is needed, and the model's ``validate_data`` sees
+            the first 1,024 images). Validated: floating point, finite, non-empty; integer
             ``y`` must be valid labels. ``None`` for a model that takes its data (if
             any) in ``model_args``/``model_kwargs``, as Bayesian models written as
             ``model(X, y)`` do: then every step uses all of it (no minibatches) and an
@@ -214,11 +217,25 @@ def _checked_data(model, data, val_data, transform):
     x, y = prepare(data, "data", classes)
     val = None if val_data is None else prepare(val_data, "val_data", classes)
     if validate_data is not None:
-        checked = x if transform is None else transform(x, generator=torch.Generator().manual_seed(0))
-        validate_data(checked, y, name="data")
+        checked, checked_y = _sample_of(x, y)
+        if transform is not None:
+            checked = transform(checked, generator=torch.Generator().manual_seed(0))
+        validate_data(checked, checked_y, name="data")
         if val is not None:
-            validate_data(val[0], val[1], name="val_data")
+            validate_data(*_sample_of(*val), name="val_data")
     return x, y, val
+
+
+SAMPLE_CHECKED = 1024  # images of a data set on disk that the model's own checks see
+
+
+def _sample_of(x, y):
+    """All of ``x`` in memory; the first ``SAMPLE_CHECKED`` images of a set on disk
+    (reading all of it would defeat reading on demand)."""
+    if isinstance(x, ImageFiles):
+        k = min(len(x), SAMPLE_CHECKED)
+        return x[:k], None if y is None else y[:k]
+    return x, y
 
 
 def _run(engine: SVIEngine, config: FitConfig, *, has_data: bool):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ...data.files import ImageFiles
 from ...data.validate import check_data, check_labels, check_same_length
 
 __all__ = ["split_data", "prepare", "without_data", "sha1", "owner"]
@@ -37,7 +38,11 @@ def prepare(data, name: str, num_classes: int | None) -> tuple[torch.Tensor, tor
     labels, in ``[0, num_classes)`` when that is given (``None``: the model checks the
     range itself, in its ``validate_data``)."""
     x, y = split_data(data, name)
-    x = check_data(x, name=name if y is None else f"{name}[0] (x)")
+    if isinstance(x, ImageFiles):  # read on demand; 8-bit pixels are finite by construction
+        if len(x) == 0:
+            raise ValueError(f"{name} ({x.source}) holds no images")
+    else:
+        x = check_data(x, name=name if y is None else f"{name}[0] (x)")
     if y is not None:
         y_name = f"{name}[1] (y)"
         if (torch.is_tensor(y) and y.is_floating_point()) or (
@@ -51,10 +56,13 @@ def prepare(data, name: str, num_classes: int | None) -> tuple[torch.Tensor, tor
 
 
 def sha1(*tensors) -> str:
-    """A fingerprint of tensors (dtype, shape and bytes)."""
+    """A fingerprint of tensors (dtype, shape and bytes); of image files, their own
+    (:meth:`ImageFiles.fingerprint`)."""
     h = hashlib.sha1()
     for t in tensors:
-        if t is not None:
+        if isinstance(t, ImageFiles):
+            h.update(t.fingerprint().encode())
+        elif t is not None:
             t = t.detach().cpu().contiguous()
             h.update(f"{t.dtype}{tuple(t.shape)}".encode())
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
