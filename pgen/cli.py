@@ -111,6 +111,7 @@ def _add_train(commands) -> None:
         )
         sub.add_argument("--no-figures", action="store_true", default=argparse.SUPPRESS)
         sub.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS)
+        _add_device(sub, {"default": argparse.SUPPRESS})
         sub.add_argument(
             "--resume",
             metavar="RUN",
@@ -132,6 +133,17 @@ def _add_resume(parser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", **hide)
     parser.add_argument("--no-figures", action="store_true", **hide)
+    _add_device(parser, hide)
+
+
+_DEVICE_HELP = (
+    "where to compute: cpu, cuda, cuda:N, mps or auto (a GPU where there is one); "
+    "default: cpu. Not saved with the run: resume anywhere"
+)
+
+
+def _add_device(parser, extra=None) -> None:
+    parser.add_argument("--device", metavar="DEVICE", help=_DEVICE_HELP, **(extra or {}))
 
 
 def _family_flags(parser, declared: str) -> None:
@@ -212,6 +224,7 @@ def _add_other(commands) -> None:
     )
     cmp.add_argument("--reference-draws", type=int, default=2500, help="draws per chain of a NUTS reference")
     cmp.add_argument("--no-progress", action="store_true")
+    _add_device(cmp)
     teach = commands.add_parser("teach", help="draw a derivation's figures (docs/derivations.md)")
     teach.add_argument("topic", choices=[*TOPICS, "all"])
     teach.add_argument("--out", default="runs/teach", help="folder for the PNGs (default: runs/teach)")
@@ -220,6 +233,7 @@ def _add_other(commands) -> None:
     demo = commands.add_parser("demo", help="the main job: a VAE on real MNIST digits, end to end")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--data", default="mnist5k", choices=["mnist5k", "digits"])
+    _add_device(demo)
     demo.add_argument("--epochs", type=int, default=100)
     demo.add_argument("--latent2d-epochs", type=int, default=30)
     demo.add_argument("--num-samples", type=int, default=1000)
@@ -251,6 +265,7 @@ def _resume_parser() -> _Parser:
     parser.add_argument("--resume", metavar="RUN", required=True)
     parser.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS)
     parser.add_argument("--no-figures", action="store_true", default=argparse.SUPPRESS)
+    _add_device(parser, {"default": argparse.SUPPRESS})
     for option in [*fit_options(), *data_options()]:
         _add(parser, option)
     parser.add_argument("--out", default=argparse.SUPPRESS)

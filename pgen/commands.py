@@ -44,6 +44,7 @@ def _train(args) -> None:
         fit_args=_given(args, runs.FIT_KEYS),
         progress=not getattr(args, "no_progress", False),
         figures=not getattr(args, "no_figures", False),
+        device=getattr(args, "device", None),
     )
     _print_trained(family, m, result, out)
 
@@ -54,7 +55,7 @@ def _resume(args) -> None:
     extra = sorted(
         k
         for k in vars(args)
-        if k not in {"epochs", "steps", "no_progress", "no_figures", "resume", "command", "model"}
+        if k not in {"epochs", "steps", "no_progress", "no_figures", "resume", "command", "model", "device"}
     )
     if extra:
         flags = ", ".join("--" + k.replace("_", "-") for k in extra)
@@ -71,6 +72,7 @@ def _resume(args) -> None:
         steps=getattr(args, "steps", None),
         progress=not getattr(args, "no_progress", False),
         figures=not getattr(args, "no_figures", False),
+        device=getattr(args, "device", None),
     )
     _print_trained(families.of_model(cfg["model"]), m, result, args.resume)
 
@@ -144,6 +146,7 @@ def _compare(args) -> int:
         steps=args.steps,
         guide_init=args.guide_init,
         reference_draws=args.reference_draws,
+        device=args.device,
         progress=not args.no_progress,
     )
     print(f"{description}; reference: {result.reference}")
@@ -171,6 +174,7 @@ def _demo(args) -> None:
         latent2d_epochs=args.latent2d_epochs,
         num_samples=args.num_samples,
         progress=not args.no_progress,
+        device=args.device,
     )
     main, flat = results["vae"], results["vae_2d"]
     print(f"\npgen demo: a VAE (784-400-20, Bernoulli) on {main['data']}, {args.epochs} epochs")

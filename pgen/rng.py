@@ -31,10 +31,13 @@ def _cuda_states() -> list[torch.Tensor] | None:
 
 def get_state() -> dict:
     """The state of torch's CPU generator, Python's ``random`` and NumPy's global
-    generator, as tensors and plain data (what a pgen checkpoint can hold)."""
+    generator, as tensors and plain data (what a pgen checkpoint can hold); with them,
+    once a GPU has been used, each GPU's generator (``"cuda"``)."""
     np_state = np.random.get_state()
     py_state = random.getstate()
+    cuda = _cuda_states()
     return {
+        **({} if cuda is None else {"cuda": cuda}),
         "torch": torch.get_rng_state(),
         "python": [py_state[0], list(py_state[1]), py_state[2]],
         "numpy": [
@@ -48,8 +51,13 @@ def get_state() -> dict:
 
 
 def set_state(state: dict) -> None:
-    """Restore what :func:`get_state` returned."""
+    """Restore what :func:`get_state` returned. GPU generators are restored where the
+    machine has as many GPUs; a state written on a GPU machine restored on a CPU-only
+    one sets the CPU streams only (a GPU's draws cannot be repeated on a CPU anyway)."""
     torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     npy = state["numpy"]

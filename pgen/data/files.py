@@ -32,6 +32,7 @@ as ``data`` in place of a tensor: ``files[index]`` gives float images in [0, 1].
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,7 @@ class ImageFiles:
     flatten: bool = True
     threshold: bool = False
     levels: int = 256
+    device: torch.device | None = None  # where minibatches go (pgen.fit sets it)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -184,7 +186,14 @@ class ImageFiles:
         if self.threshold:
             x = (x > 0.5).to(x.dtype)
         x = x.reshape(len(idx), -1) if self.flatten else x.reshape(len(idx), *self.image_shape)
+        if self.device is not None:
+            x = x.to(self.device)
         return x[0] if single else x
+
+    def to(self, device) -> ImageFiles:
+        """The same files, with minibatches delivered on ``device`` (labels too)."""
+        device = torch.device(device)
+        return dataclasses.replace(self, device=device, labels=self.labels.to(device))
 
     def index_select(self, dim: int, index: torch.Tensor) -> torch.Tensor:
         if dim != 0:
@@ -199,7 +208,7 @@ class ImageFiles:
         """A cheap digest for resume checks: name, split, shape, labels and the pixels
         of up to 64 images spread over the set."""
         h = hashlib.sha1(f"{self.name}{self.split}{tuple(self.shape)}{self.threshold}".encode())
-        h.update(self.labels.numpy().tobytes())
+        h.update(self.labels.cpu().numpy().tobytes())
         n = len(self)
         h.update(self.rows.read(np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))).tobytes())
         return h.hexdigest()

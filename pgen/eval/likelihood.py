@@ -17,6 +17,7 @@ the model as a probability distribution.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pyro
@@ -26,7 +27,9 @@ from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import prune_subsample_sites
 from tqdm.auto import tqdm
 
+from .. import rng
 from ..checks import check_int
+from ..devices import resolve_device, to_device
 from ..data.validate import check_data, check_labels, check_same_length
 
 __all__ = ["log_weights", "log_likelihood", "elbo", "bits_per_dim"]
@@ -190,19 +193,30 @@ def _log_weight_chunks(model, guide, xb, yb, num_samples, plate_name, model_kwar
 
 
 def _batched_log_weights(
-    model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, progress
+    model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, progress, device=None
 ):
     """Check the arguments, then yield the ``(num_samples, batch)`` log-weights of each
-    batch of examples, drawn with ``seed`` without touching the global random state."""
+    batch of examples, drawn with ``seed`` without touching the global random state
+    (a GPU's included). With ``device``, model and guide modules and ``model_kwargs``
+    move there, and each batch is moved as it is evaluated."""
     num_samples = check_int("num_samples", num_samples, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     x, y = _prepare(model, x, y)
+    if seed is not None:
+        seed = check_int("seed", seed, minimum=0)
+    if device is not None:
+        device = resolve_device(device)
+        model_kwargs = to_device(model_kwargs, device)
+        for fn in (model, guide):
+            module = getattr(fn, "__self__", None)
+            if isinstance(module, torch.nn.Module):
+                module.to(device)
     kwargs = dict(model_kwargs or {})
-    with torch.random.fork_rng(devices=[], enabled=seed is not None), torch.no_grad():
-        if seed is not None:
-            torch.manual_seed(check_int("seed", seed, minimum=0))
+    with rng.forked(seed) if seed is not None else contextlib.nullcontext(), torch.no_grad():
         nesting = None
         for _, xb, yb in tqdm(list(_batches(x, y, batch_size)), disable=not progress, desc="log p(x)"):
+            if device is not None:
+                xb, yb = xb.to(device), None if yb is None else yb.to(device)
             if nesting is None:
                 nesting = _max_plate_nesting(
                     model, guide, (xb,), kwargs if yb is None else {**kwargs, "y": yb}
@@ -223,6 +237,7 @@ def log_likelihood(
     model_kwargs: dict | None = None,
     return_stderr: bool = False,
     progress: bool = False,
+    device=None,
 ):
     r"""Importance-sampled :math:`\log p(x)` of each example (the IWAE bound with K samples).
 
@@ -241,9 +256,13 @@ def log_likelihood(
             :math:`\tilde w` the normalized weights (it understates the error when the
             weights are heavy-tailed).
         progress: show a progress bar over batches.
+        device: where to compute (``"cpu"``, ``"cuda"``, ``"auto"``, ...;
+            :func:`pgen.devices.resolve_device`): the modules of ``model`` and ``guide``
+            move there, and ``x`` goes there a batch at a time. ``None``: where they are.
 
     Returns:
-        Tensor ``(N,)`` of estimates in nats, or ``(estimates, stderr)``.
+        Tensor ``(N,)`` of estimates in nats, or ``(estimates, stderr)``, on the device
+        they were computed on.
 
     Example:
         >>> ll = pgen.eval.log_likelihood(vae.model, vae.guide, x_test, num_samples=1000)
@@ -251,7 +270,7 @@ def log_likelihood(
     """
     estimates, errors = [], []
     for log_w in _batched_log_weights(
-        model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, progress
+        model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, progress, device
     ):
         estimates.append(torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0]))
         if return_stderr:
@@ -273,6 +292,7 @@ def elbo(
     seed: int | None = 0,
     plate_name: str = "data",
     model_kwargs: dict | None = None,
+    device=None,
 ) -> torch.Tensor:
     r"""The ELBO of each example, :math:`\mathbb{E}_q[\log p(x,z) - \log q(z|x)]`,
     averaged over ``num_samples`` draws. Same arguments as :func:`log_likelihood`.
@@ -281,7 +301,7 @@ def elbo(
         Tensor ``(N,)`` in nats.
     """
     batches = _batched_log_weights(
-        model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, False
+        model, guide, x, y, num_samples, batch_size, seed, plate_name, model_kwargs, False, device
     )
     return _finite(torch.cat([log_w.mean(0) for log_w in batches]), "ELBO")
 

@@ -78,7 +78,7 @@ class GuideStart:
             potential.unconstrain({name: torch.as_tensor(self.draws[name][i]) for name in potential.names})
             for i in range(n)
         ]
-        return torch.stack(rows).double().numpy()
+        return torch.stack(rows).detach().cpu().double().numpy()
 
 
 class IndependenceMH(PgenKernel):

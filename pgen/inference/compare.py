@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..checks import check_choice, check_float, check_int
+from ..devices import resolve_device, to_device
 from ..eval.arviz import flat_parameters
 from ..eval.posterior import against_reference, energy_distance, wasserstein1
 from .arguments import check_option_names, model_arguments
@@ -299,6 +301,7 @@ def compare(
     reference_options: Mapping | None = None,
     progress: bool = True,
     on_result: Callable[[Comparison], None] | None = None,
+    device=None,
     **kwargs,
 ) -> Comparison:
     """Run several inference methods on ``model(*args, **kwargs)`` and compare them.
@@ -326,6 +329,9 @@ def compare(
         progress: progress bars.
         on_result: called with the comparison so far after each method, e.g. to write
             the table as it grows (a long comparison stopped midway keeps its rows).
+        device: where every method runs (``"cpu"``, ``"cuda"``, ``"auto"``, ...): the
+            model's tensor arguments move there first, and the potentials, guides and
+            reference run follow them. ``None``: where they are.
 
     Every argument is checked before the reference run starts. The model's own
     parameters (``pyro.param``, a ``PyroModule``'s ``PyroParam``: a GP's kernel and noise)
@@ -344,6 +350,12 @@ def compare(
     seed = check_int("seed", seed, minimum=0)
     check_option_names(kwargs, "pgen.compare")
     args, kwargs = model_arguments(args, kwargs)
+    if device is not None:
+        device = resolve_device(device)
+        args, kwargs = to_device(args, device), to_device(kwargs, device)
+        module = getattr(model, "__self__", None)
+        if isinstance(module, torch.nn.Module):
+            module.to(device)
     reference_options = _check_reference_options(reference_options)
     settings = {
         "mcmc": {

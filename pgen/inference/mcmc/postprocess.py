@@ -8,20 +8,22 @@ import pyro
 import torch
 from pyro import poutine
 
+from ...devices import device_of
 from ..sites import observed_log_prob
 
 __all__ = ["constrain", "pointwise", "model_sites", "discrete_draws"]
 
 
-def constrain(params: dict[str, np.ndarray], transforms: dict) -> dict[str, np.ndarray]:
+def constrain(params: dict[str, np.ndarray], transforms: dict, device=None) -> dict[str, np.ndarray]:
     """Unconstrained draws -> constrained; ``transforms`` map constrained -> unconstrained
-    (Pyro's convention), so their inverses are applied."""
+    (Pyro's convention), so their inverses are applied, on ``device`` (where the
+    transforms' own tensors, such as an interval's bounds, live)."""
     out = {}
     for name, value in params.items():
         t = transforms.get(name)
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        tensor = torch.from_numpy(np.ascontiguousarray(value)).to(device or "cpu")
         with torch.no_grad():
-            out[name] = (t.inv(tensor) if t is not None else tensor).numpy().astype(np.float64)
+            out[name] = (t.inv(tensor) if t is not None else tensor).cpu().numpy().astype(np.float64)
     return out
 
 
@@ -30,6 +32,7 @@ def pointwise(model, samples, dtypes, args, kwargs, observed, deterministic, *, 
     the observed sites' pointwise log-likelihood (or, with ``predictive``, fresh draws of
     them from the posterior predictive), and the values of ``pyro.deterministic`` sites."""
     chains, n = next(iter(samples.values())).shape[:2]
+    device = device_of(args, kwargs)
     out: dict[str, list] = {name: [] for name in observed}
     det: dict[str, list] = {name: [] for name in deterministic}
     fn = poutine.uncondition(model) if predictive else model
@@ -37,7 +40,9 @@ def pointwise(model, samples, dtypes, args, kwargs, observed, deterministic, *, 
         torch.manual_seed(seed)
         for c in range(chains):
             for s in range(n):
-                values = {k: torch.as_tensor(v[c, s], dtype=dtypes.get(k)) for k, v in samples.items()}
+                values = {
+                    k: torch.as_tensor(v[c, s], dtype=dtypes.get(k), device=device) for k, v in samples.items()
+                }
                 trace = poutine.trace(poutine.condition(fn, data=values)).get_trace(*args, **kwargs)
                 for name in observed:
                     site = trace.nodes[name]
@@ -76,12 +81,13 @@ def discrete_draws(potential, samples: dict, seed: int) -> dict[str, np.ndarray]
     ``seed``."""
     chains, n = next(iter(samples.values())).shape[:2]
     dtypes = {name: potential.prototype.nodes[name]["value"].dtype for name in samples}
+    device = potential.device
     out: dict[str, list] = {name: [] for name in potential.enumerated}
     with torch.random.fork_rng(devices=[]), torch.no_grad(), pyro.validation_enabled(False):
         torch.manual_seed(seed)
         for c in range(chains):
             for s in range(n):
-                values = {k: torch.as_tensor(v[c, s], dtype=dtypes[k]) for k, v in samples.items()}
+                values = {k: torch.as_tensor(v[c, s], dtype=dtypes[k], device=device) for k, v in samples.items()}
                 for name, value in potential.summed.draw(values).items():
                     out[name].append(value.cpu().numpy())
     return {k: np.asarray(v).reshape(chains, n, *np.shape(v[0])) for k, v in out.items()}

@@ -15,6 +15,7 @@ import torch
 
 from ... import rng
 from ...checks import check_int
+from ...devices import device_of, resolve_device, to_device
 from ...eval.arviz import to_inference_data
 from ..arguments import check_option_names, model_arguments
 from ..bridges import GuideStart
@@ -53,6 +54,7 @@ def sample(
     checkpoint=None,
     checkpoint_every: int = 100,
     resume: bool = False,
+    device=None,
     **kwargs,
 ) -> MCMCResult:
     r"""Draw posterior samples of ``model(*args, **kwargs)`` by MCMC.
@@ -90,6 +92,12 @@ def sample(
             one thread each; ``False``: one after another; ``"auto"`` (default): in
             processes when there are several chains, pgen's named kernel, more than one
             core and ``fork``, and CUDA is not in use. ``config["parallel"]`` says which.
+        device: where the model runs: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or
+            ``"auto"`` (:func:`pgen.devices.resolve_device`). The model's tensor arguments
+            (and the module of a bound ``model``) are moved there; ``None`` (default) leaves
+            them where they are. The potential and its gradient are computed there; the
+            NUTS/HMC dynamics run in float64 on the CPU and the draws come back to it.
+            Chains run one after another on a GPU (a batched kernel runs them together).
         target_accept: mean acceptance probability that step-size adaptation aims at
             (raise towards 0.95 to remove divergences in difficult geometry).
         max_tree_depth: NUTS trajectories have at most ``2**max_tree_depth`` steps.
@@ -157,7 +165,13 @@ def sample(
     if clash:
         raise TypeError(f"{clash} given both as keyword arguments and in model_kwargs")
     args, kwargs = model_arguments(args, {**kwargs, **(model_kwargs or {})})
-    parallel = _use_processes(parallel, chains, kernel)
+    if device is not None:
+        device = resolve_device(device)
+        args, kwargs = to_device(args, device), to_device(kwargs, device)
+        module = getattr(model, "__self__", None)
+        if isinstance(module, torch.nn.Module):
+            module.to(device)
+    parallel = _use_processes(parallel, chains, kernel, device_of(args, kwargs))
     if callable(getattr(init, "posterior", None)) or isinstance(init, VIPosterior):
         init = GuideStart(init)  # a fitted guide: chains start at its draws, metric at its covariance
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
@@ -369,16 +383,22 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _use_processes(parallel, chains: int, kernel) -> bool:
+def _use_processes(parallel, chains: int, kernel, device: torch.device) -> bool:
     """Whether to run the chains in forked processes (see ``sample``'s ``parallel``)."""
     fork = "fork" in multiprocessing.get_all_start_methods()
+    on_gpu = device.type != "cpu"
     if parallel == "auto":
         cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-        return chains > 1 and isinstance(kernel, str) and fork and _cores() > 1 and not cuda
+        return chains > 1 and isinstance(kernel, str) and fork and _cores() > 1 and not cuda and not on_gpu
     if not isinstance(parallel, bool):
         raise ValueError(f"parallel must be True, False or 'auto'; got {parallel!r}")
     if parallel and not fork:
         raise ValueError("parallel=True needs the 'fork' start method (Linux, macOS); use parallel=False")
+    if parallel and on_gpu:
+        raise ValueError(
+            f"parallel=True forks processes, which cannot share the {device} context; on a GPU the "
+            "chains run one after another (parallel=False), or as one batch with a batched kernel"
+        )
     return parallel
 
 
@@ -397,7 +417,8 @@ def _collect(runs: list[dict], k) -> tuple[dict, dict]:
         runs = [unbatch(r, batch) for r in runs]
     unconstrained = {name: np.concatenate([r["params"][name] for r in runs]) for name in runs[0]["params"]}
     stats = {key: np.concatenate([r["stats"][key] for r in runs]) for key in runs[0]["stats"]}
-    return constrain(unconstrained, transforms), stats
+    potential = getattr(k, "potential", None)
+    return constrain(unconstrained, transforms, getattr(potential, "device", None)), stats
 
 
 def _model_values(model, latent, args, kwargs, seed, *, log_likelihood: bool, predictive: bool, trace=None):

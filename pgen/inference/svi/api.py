@@ -14,6 +14,7 @@ import torch
 
 from ... import rng
 from ...data.files import ImageFiles
+from ...devices import resolve_device, to_device
 from ..elbo import _LossAndSurrogate, make_objective
 from .checkpoint import Checkpoints
 from .config import FitConfig
@@ -55,6 +56,7 @@ def fit(
     plate_name: str = "data",
     jit: bool = False,
     on_nonfinite: str = "raise",
+    device=None,
 ) -> SVIResult:
     r"""Fit a Pyro model/guide pair by stochastic variational inference.
 
@@ -135,6 +137,15 @@ def fit(
             stops, the step is not applied and the parameters go back to the start of
             the epoch.
 
+        device: where to train: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or
+            ``"auto"`` (a GPU where there is one; :func:`pgen.devices.resolve_device`).
+            The data, ``model_args``/``model_kwargs`` tensors and the modules the model
+            and guide belong to are moved there first; parameters a guide creates follow
+            the data. ``None`` (default) leaves everything where it is. A model that
+            builds tensors of its own should make them on its data's device
+            (``x.new_zeros(...)``, not ``torch.zeros(...)``). Resuming on another device
+            is allowed: checkpoints hold CPU tensors and load anywhere.
+
     Returns:
         An :class:`SVIResult`.
 
@@ -153,6 +164,14 @@ def fit(
     """
     given = dict(locals())
     check_callables(model, guide)
+    if device is not None:
+        device = resolve_device(device)
+        model_args, model_kwargs = to_device(model_args, device), to_device(model_kwargs, device)
+        data, val_data = _data_to(data, device), _data_to(val_data, device)
+        for fn in (model, guide):
+            module = owner(fn)
+            if module is not None:
+                module.to(device)
     config = FitConfig(**{f.name: given[f.name] for f in dataclasses.fields(FitConfig)})
     if config.patience is not None and val_data is None:
         raise ValueError("patience needs val_data: early stopping watches the validation bound")
@@ -224,6 +243,19 @@ def _checked_data(model, data, val_data, transform):
         if val is not None:
             validate_data(*_sample_of(*val), name="val_data")
     return x, y, val
+
+
+def _data_to(data, device):
+    """``x`` or ``(x, y)`` (tensors, arrays or :class:`ImageFiles`) on ``device``."""
+    if data is None:
+        return None
+    if isinstance(data, (tuple, list)):
+        return type(data)(_data_to(d, device) for d in data)
+    if isinstance(data, ImageFiles):
+        return data.to(device)
+    if isinstance(data, np.ndarray):
+        data = torch.as_tensor(data)
+    return data.to(device) if torch.is_tensor(data) else data
 
 
 SAMPLE_CHECKED = 1024  # images of a data set on disk that the model's own checks see

@@ -125,8 +125,8 @@ class FitLoop:
             if self.flag.get("signal"):
                 self._interrupt()
             idx = s.perm[s.pos * e.batch : (s.pos + 1) * e.batch]
-            xb = e.x.index_select(0, idx)
-            yb = None if e.y is None else e.y.index_select(0, idx)
+            xb = e.x.index_select(0, idx.to(getattr(e.x, "device", None) or idx.device))
+            yb = None if e.y is None else e.y.index_select(0, idx.to(e.y.device))
             if self.config.transform is not None:
                 xb = self.config.transform(xb, generator=self.shuffle)
             rng_before = torch.get_rng_state()
