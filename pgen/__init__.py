@@ -8,7 +8,7 @@ estimators (:mod:`pgen.eval`). Subpackages: ``pgen.data``, ``pgen.models``,
 
 __version__ = "0.1.0"
 
-from . import data, eval, inference, io, models, teach  # noqa: E402
+from . import data, devices, eval, inference, io, models, teach  # noqa: E402
 from .inference import Calibration, Comparison, MCMCResult, SVIResult, calibrate, compare, fit, sample  # noqa: E402
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "calibrate",
     "Calibration",
     "data",
+    "devices",
     "models",
     "inference",
     "eval",

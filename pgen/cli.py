@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import signal
 import sys
 
@@ -314,6 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")  # the CLI only writes PNG files
     args = parse(argv)
     from .commands import run_command
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+        if args.command != "train":
+            raise SystemExit(
+                f"pgen {args.command} runs in one process; only `pgen train` runs data-parallel "
+                "under torchrun (WORLD_SIZE > 1 here)"
+            )
+        from .inference.svi.distributed import init_from_environment
+
+        init_from_environment()
 
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:

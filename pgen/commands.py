@@ -78,6 +78,11 @@ def _resume(args) -> None:
 
 
 def _print_trained(family, m, result, out) -> None:
+    from .inference.svi.distributed import current_group
+
+    group = current_group()
+    if group is not None and not group.is_main:
+        return  # rank 0 reports for a data-parallel job
     h = result.history
     val = h["val_elbo"][-1] if h["val_elbo"] and h["val_elbo"][-1] is not None else None
     print(

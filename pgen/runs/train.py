@@ -8,6 +8,7 @@ objective and its treatment of image data.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ..devices import resolve_device
 from ..inference import fit
 from ..inference.elbo import OBJECTIVES, make_objective
 from ..inference.svi import FitConfig, Interrupted
+from ..inference.svi.distributed import current_group
 from ..models import registry
 from .figures import make_figures
 from .folder import CHECKPOINT, CONFIG, HISTORY, MODEL, RunFolder
@@ -147,12 +149,18 @@ def train(
         resolve_device(device)  # a GPU that is not here is refused before the folder is touched
     cfg = _new_config(model, model_args, data_cfg, fit_args, objective_args, monitor_test)
     plan = _plan(cfg)
+    group = current_group()
+    if group is not None and not group.is_main:  # rank 0 owns the folder; the others train
+        group.any(False)  # wait for rank 0 to have claimed it and written config.json
+        return _run(folder, plan, resume=False, progress=progress, figures=figures, device=device)
     folder.check_writable()
     with folder.lock():
         folder.claim()
         spec = registry.get(model)
         cfg["model_args"] = {k: v for k, v in plan.model.config.items() if k not in spec.reads}
         folder.write_json(CONFIG, cfg)
+        if group is not None:
+            group.any(False)
         return _run(folder, plan, resume=False, progress=progress, figures=figures, device=device)
 
 
@@ -195,13 +203,19 @@ def resume(
     folder = RunFolder(run_dir)
     if device is not None:
         resolve_device(device)
-    folder.check_writable()
-    with folder.lock():
+    group = current_group()
+    main = group is None or group.is_main
+    if main:
+        folder.check_writable()
+    with folder.lock() if main else contextlib.nullcontext():
         cfg = folder.read_config()
         cfg["fit"] = _budget(folder, cfg, epochs, steps)
         plan = _plan(cfg)
-        folder.write_json(CONFIG, cfg)
         resume = folder.file(CHECKPOINT).exists()
+        if group is not None:
+            group.any(False)  # every rank has read the folder before rank 0 writes to it
+        if main:
+            folder.write_json(CONFIG, cfg)
         return _run(folder, plan, resume=resume, progress=progress, figures=figures, device=device)
 
 
@@ -234,6 +248,9 @@ def _run(folder: RunFolder, plan: _Plan, *, resume: bool, progress: bool, figure
         ) from None
     if device is not None:
         m.to("cpu")  # figures and model.pt on the CPU, where the run's data are
+    group = current_group()
+    if group is not None and not group.is_main:
+        return m, result  # rank 0 writes the run's files
     registry.save_model(folder.file(MODEL), m)
     folder.write_json(HISTORY, _history(result))
     if figures:

@@ -75,9 +75,9 @@ class RBMGibbs(BatchedKernel):
     def _setup(self, args, kwargs):
         n, d = self.batch_chains, self.weight.shape[0]
         if self.init is None:
-            v = torch.randint(0, 2, (n, d)).to(self.weight.dtype)
+            v = torch.randint(0, 2, (n, d), device=self.weight.device).to(self.weight.dtype)
         else:
-            v = torch.as_tensor(self.init, dtype=self.weight.dtype)
+            v = torch.as_tensor(self.init, dtype=self.weight.dtype, device=self.weight.device)
             if v.shape != (n, d) or not ((v == 0) | (v == 1)).all():
                 raise ValueError(f"init must be ({n}, {d}) of 0/1 values; got shape {tuple(v.shape)}")
         self._state = {"v": v}
@@ -87,7 +87,8 @@ class RBMGibbs(BatchedKernel):
         v = params["v"]
         w, b, c = self.weight.detach(), self.visible_bias.detach(), self.hidden_bias.detach()
         for _ in range(self.sweeps):
-            v, h = rbm_sweep(v, w, b, c, torch.rand(v.shape[0], w.shape[1]), torch.rand(v.shape))
+            u_h = torch.rand(v.shape[0], w.shape[1], device=v.device)
+            v, h = rbm_sweep(v, w, b, c, u_h, torch.rand(v.shape, device=v.device))
         self.last_stats = {"mean_visible": float(v.mean())}
         return {"v": v}
 
@@ -132,9 +133,9 @@ class PairwiseGibbs(BatchedKernel):
     def _setup(self, args, kwargs):
         n, d = self.batch_chains, self.weight.shape[0]
         if self.init is None:
-            y = torch.randint(0, 2, (n, d)).to(self.weight.dtype) * 2 - 1
+            y = torch.randint(0, 2, (n, d), device=self.weight.device).to(self.weight.dtype) * 2 - 1
         else:
-            y = torch.as_tensor(self.init, dtype=self.weight.dtype)
+            y = torch.as_tensor(self.init, dtype=self.weight.dtype, device=self.weight.device)
             if y.shape != (n, d) or not ((y == -1) | (y == 1)).all():
                 raise ValueError(f"init must be ({n}, {d}) of -1/1 spins; got shape {tuple(y.shape)}")
         self._state = {"y": y}
@@ -144,6 +145,7 @@ class PairwiseGibbs(BatchedKernel):
         y = params["y"]
         w, b = self.weight.detach(), self.bias.detach()
         for block in self.blocks:
-            y = spin_block_update(y, w, b, block, torch.rand(y.shape[0], len(block)))
+            block = block.to(y.device)
+            y = spin_block_update(y, w, b, block, torch.rand(y.shape[0], len(block), device=y.device))
         self.last_stats = {"magnetization": float(y.mean())}
         return {"y": y}

@@ -128,7 +128,7 @@ def run_chain(
     if warmup == 0:
         warmup_time = 0.0
     out = {  # one leading chain axis per run; a batched kernel's run is reshaped by unbatch
-        "params": {name: torch.stack(values).numpy()[None] for name, values in kept.items()},
+        "params": {name: torch.stack(values).cpu().numpy()[None] for name, values in kept.items()},
         "stats": {k: np.asarray(v)[None] for k, v in stats.items()},
         "warmup_time": warmup_time,
         "sampling_time": total - warmup_time,

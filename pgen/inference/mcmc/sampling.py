@@ -16,6 +16,7 @@ import torch
 from ... import rng
 from ...checks import check_int
 from ...devices import device_of, resolve_device, to_device
+from ..svi.distributed import current_group
 from ...eval.arviz import to_inference_data
 from ..arguments import check_option_names, model_arguments
 from ..bridges import GuideStart
@@ -92,6 +93,10 @@ def sample(
             one thread each; ``False``: one after another; ``"auto"`` (default): in
             processes when there are several chains, pgen's named kernel, more than one
             core and ``fork``, and CUDA is not in use. ``config["parallel"]`` says which.
+            Inside a ``torch.distributed`` job (e.g. under ``torchrun``) the chains are
+            also spread over the ranks, chain ``c`` on rank ``c mod W``, and every rank
+            gets all of them back: the same draws as one process
+            (:mod:`pgen.inference.svi.distributed`).
         device: where the model runs: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or
             ``"auto"`` (:func:`pgen.devices.resolve_device`). The model's tensor arguments
             (and the module of a bound ``model``) are moved there; ``None`` (default) leaves
@@ -177,6 +182,11 @@ def sample(
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=, the folder of the run to continue")
+    if checkpoint is not None and current_group() is not None:
+        raise ValueError(
+            "checkpoint= is not available for chains spread over the ranks of a torch.distributed "
+            "job; run pgen.sample with a checkpoint in one process"
+        )
     if checkpoint is not None and not (isinstance(kernel, str) or isinstance(kernel, HMC)):
         raise ValueError(
             f"checkpoint= works with pgen's 'nuts' and 'hmc' kernels; kernel {type(kernel).__name__} "
@@ -346,10 +356,14 @@ def _result(
     )
 
 
-def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool, store=None):
+def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool, store=None, spread=True):
     """Every chain's raw run, the wall time of all of them, and why they stopped early
     (``None`` when every chain finished). Chains that finished are kept when a later one
-    fails or Ctrl-C stops the run; if none had finished, the error is raised."""
+    fails or Ctrl-C stops the run; if none had finished, the error is raised. In a
+    ``torch.distributed`` job (and ``spread``) the chains are spread over the ranks."""
+    group = current_group() if spread else None
+    if group is not None and getattr(k, "batch_chains", None) is None:
+        return _run_chains_over_ranks(group, k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel)
     bars = Bars(len(seeds), warmup, draws, progress, parallel)
     start = time.perf_counter()
     stopped = None
@@ -374,6 +388,27 @@ def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parall
     finally:
         bars.close()
     return runs, time.perf_counter() - start, stopped
+
+
+def _run_chains_over_ranks(group, k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool):
+    """Inside a ``torch.distributed`` job: rank ``r`` runs chains ``r, r + W, ...`` (each
+    from its own seed, as in one process), and every rank receives all of them, in chain
+    order, through one ``all_gather_object``."""
+    start = time.perf_counter()
+    mine = [seeds[i] for i in range(group.rank, len(seeds), group.world)]
+    local, stopped = [], None
+    if mine:
+        local, _, stopped = _run_chains(
+            k, mine, warmup, draws, args, kwargs, progress=progress and group.is_main, parallel=parallel, spread=False
+        )
+    gathered = group.gather((local, stopped))
+    runs = []
+    for chain in range(len(seeds)):
+        rank_runs = gathered[chain % group.world][0]
+        if chain // group.world < len(rank_runs):
+            runs.append(rank_runs[chain // group.world])
+    reasons = [reason for _, reason in gathered if reason is not None]
+    return runs, time.perf_counter() - start, reasons[0] if reasons else None
 
 
 def _cores() -> int:

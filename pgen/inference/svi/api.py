@@ -20,6 +20,7 @@ from .checkpoint import Checkpoints
 from .config import FitConfig
 from .data import owner, prepare, sha1, without_data
 from .diagnose import check_callables
+from .distributed import current_group
 from .loop import FitLoop
 from .result import NonFiniteLossError, SVIResult
 from .step import SVIEngine
@@ -195,8 +196,11 @@ def fit(
         "n_val": None if val is None else len(val[0]),
         "val_sha1": None if val is None else sha1(*val),
     }
+    group = current_group()
     with rng.forked(config.seed):
-        engine = SVIEngine(model, guide, x, y, val, objective_obj, config, model_kwargs, record)
+        engine = SVIEngine(
+            model, guide, x, y, val, objective_obj, config, model_kwargs, record, group=group, split=fingerprint is None
+        )
         loop, param_state = _run(engine, config, has_data=fingerprint is None)
     if fingerprint is None:
         called = (called[0], called[1], (x,), {**called[3], **({} if y is None else {"y": y})})
@@ -273,7 +277,7 @@ def _sample_of(x, y):
 def _run(engine: SVIEngine, config: FitConfig, *, has_data: bool):
     """Initialize and run the loop in a param-store scope of its own."""
     shuffle = torch.Generator().manual_seed(config.seed)
-    checkpoints = Checkpoints(config.checkpoint_dir, resume=config.resume)
+    checkpoints = Checkpoints(config.checkpoint_dir, resume=config.resume, main=engine.is_main)
     try:
         with pyro.get_param_store().scope() as param_state:
             engine.init(has_data)

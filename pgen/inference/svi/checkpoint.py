@@ -30,13 +30,27 @@ _DATA_KEYS = ("n_train", "data_sha1", "n_val", "val_sha1")
 class Checkpoints:
     """The checkpoint file of one fit (``None`` folder: no checkpoints)."""
 
-    def __init__(self, folder: str | Path | None, *, resume: bool):
+    def __init__(self, folder: str | Path | None, *, resume: bool, main: bool = True):
         self.folder = None if folder is None else Path(folder)
         self.file = None if folder is None else self.folder / CHECKPOINT_NAME
         self.written: Path | None = None
         self.lock = None
+        self.main = main  # in a data-parallel job only rank 0 writes; every rank reads
         if self.folder is not None:
-            self._prepare(resume)
+            if main:
+                self._prepare(resume)
+            else:
+                self._check_only(resume)
+
+    def _check_only(self, resume: bool) -> None:
+        """What another rank can check without writing: the same refusals as rank 0's."""
+        if resume and not self.file.exists():
+            raise FileNotFoundError(f"checkpoint {self.file} does not exist: there is nothing to resume")
+        if not resume and self.file.exists():
+            raise FileExistsError(
+                f"checkpoint_dir {self.folder} already holds {CHECKPOINT_NAME} from an earlier fit; "
+                "continue that fit with resume=True"
+            )
 
     def _prepare(self, resume: bool) -> None:
         """Before any work: the folder is writable, this process holds it, stale
@@ -71,6 +85,10 @@ class Checkpoints:
     def save(self, engine, state: SVIState, shuffle: torch.Generator) -> None:
         if self.file is None:
             return
+        # a data-parallel job: every rank's random streams, gathered (all ranks call save)
+        ranks = None if engine.group is None else engine.group.gather(get_state())
+        if not self.main:
+            return
         payload = {
             "config": engine.record,
             **state.to_checkpoint(),
@@ -80,6 +98,7 @@ class Checkpoints:
             "optimizer": engine.optimizer.state_dict(),
             "rng": {**get_state(), "shuffle": shuffle.get_state()},
             "objective": engine.objective_state(),
+            **({} if ranks is None else {"rank_rng": ranks, "world_size": engine.group.world}),
         }
         try:
             self.written = io.save(self.file, payload, kind="svi")
@@ -101,10 +120,17 @@ class Checkpoints:
                 "that wrote it (a resumed run must repeat them to continue the same "
                 "trajectory): " + "; ".join(changed)
             )
+        world = 1 if engine.group is None else engine.group.world
+        if saved.get("world_size", 1) != world:
+            raise ValueError(
+                f"cannot resume from {self.file}: it was written by a job of {saved.get('world_size', 1)} "
+                f"process(es) and this one has {world}; resume with the same number of ranks to "
+                "continue the same trajectory"
+            )
         self._restore_parameters(engine, saved)
         engine.optimizer.load_state_dict(saved["optimizer"])
         engine.load_objective_state(saved.get("objective"))
-        set_state(saved["rng"])
+        set_state(saved["rng"] if engine.group is None else saved["rank_rng"][engine.group.rank])
         shuffle.set_state(saved["rng"]["shuffle"])
         self.written = self.file
         return SVIState.from_checkpoint(saved)

@@ -94,7 +94,7 @@ class FitLoop:
         bar = tqdm(
             total=self.total,
             initial=min(s.step, self.total),
-            disable=not self.config.progress,
+            disable=not (self.config.progress and self.engine.is_main),
             desc="fit",
             unit="step",
         )
@@ -122,9 +122,10 @@ class FitLoop:
         if s.pos == 0 and s.perm is None:
             s.perm = torch.randperm(e.n, generator=self.shuffle) if self.config.shuffle else torch.arange(e.n)
         while s.pos < e.batches_per_epoch and not self.done():
-            if self.flag.get("signal"):
+            if self.flag.get("signal") and e.group is None:
                 self._interrupt()
-            idx = s.perm[s.pos * e.batch : (s.pos + 1) * e.batch]
+            global_idx = s.perm[s.pos * e.batch : (s.pos + 1) * e.batch]
+            idx = e.group.shard(global_idx) if e.split else global_idx
             xb = e.x.index_select(0, idx.to(getattr(e.x, "device", None) or idx.device))
             yb = None if e.y is None else e.y.index_select(0, idx.to(e.y.device))
             if self.config.transform is not None:
@@ -132,12 +133,22 @@ class FitLoop:
             rng_before = torch.get_rng_state()
             t0 = time.perf_counter()
             check = s.pos == 0 or (s.step & (s.step - 1)) == 0  # epoch starts and steps 1, 2, 4, ...
-            loss, problem = e.update(
-                xb, yb, step=s.step, total=self.total, rng_before=rng_before, check_trace=check
+            loss, problem, stop = e.update(
+                xb,
+                yb,
+                step=s.step,
+                total=self.total,
+                rng_before=rng_before,
+                check_trace=check,
+                batch=len(global_idx),
+                stop=bool(self.flag.get("signal")),
             )
             if problem is not None:
                 return self._nonfinite(problem, xb, yb, rng_before)
-            s.record_step(loss, time.perf_counter() - t0, len(idx), e.n)
+            s.record_step(loss, time.perf_counter() - t0, len(global_idx), e.n)
+            if stop:  # a data-parallel job stops after the same step on every rank
+                self.flag.setdefault("signal", signal.SIGTERM)
+                self._interrupt()
             bar.update(1)
             now = time.perf_counter()
             if self.config.progress and now - self._postfix_at > 0.5:

@@ -18,44 +18,57 @@ __all__ = ["scale_data_plate", "check_plates", "ScaledPair"]
 
 
 class _DataPlateScale(Messenger):
-    """Multiply the log-density of every sample site inside the data plate by ``scale``."""
+    """Multiply the log-density of every sample site inside the data plate by ``scale``
+    (and of every other sample site by ``outside``)."""
 
-    def __init__(self, plate_name: str, scale: float):
+    def __init__(self, plate_name: str, scale: float, outside: float = 1.0):
         super().__init__()
         self.plate_name = plate_name
         self.scale = scale
+        self.outside = outside
 
     def _process_message(self, msg):
-        if msg["type"] == "sample" and any(
-            frame.name == self.plate_name for frame in msg["cond_indep_stack"]
-        ):
+        if msg["type"] != "sample":
+            return
+        if any(frame.name == self.plate_name for frame in msg["cond_indep_stack"]):
             msg["scale"] = self.scale * msg["scale"]
+        elif self.outside != 1.0:
+            msg["scale"] = self.outside * msg["scale"]
 
 
-def scale_data_plate(fn: Callable, scale: float, plate_name: str = "data") -> Callable:
-    """Wrap a model or guide so sites inside ``pyro.plate(plate_name)`` are scaled by ``scale``.
+def scale_data_plate(fn: Callable, scale: float, plate_name: str = "data", outside: float = 1.0) -> Callable:
+    """Wrap a model or guide so sites inside ``pyro.plate(plate_name)`` are scaled by
+    ``scale`` and the others by ``outside``.
 
     This is how :func:`pgen.fit` turns a minibatch of ``B`` examples into an estimate of
-    the objective on all ``N`` (``scale = N / B``).
+    the objective on all ``N`` (``scale = N / B``); a data-parallel fit over ``W`` ranks
+    also divides the sites outside the data plate by ``W`` on each rank
+    (:mod:`pgen.inference.svi.distributed`).
     """
-    return fn if scale == 1.0 else _DataPlateScale(plate_name, float(scale))(fn)
+    if scale == 1.0 and outside == 1.0:
+        return fn
+    return _DataPlateScale(plate_name, float(scale), float(outside))(fn)
 
 
 class ScaledPair:
     """Model and guide wrapped for minibatches of each size, made once per size."""
 
-    def __init__(self, model: Callable, guide: Callable, n: int, plate_name: str):
+    def __init__(self, model: Callable, guide: Callable, n: int, plate_name: str, ranks: int = 1):
         self.model, self.guide, self.n, self.plate_name = model, guide, n, plate_name
+        self.ranks = ranks  # a data-parallel fit's ranks: training pairs divide global terms by it
         self._cache: dict = {}
 
-    def __call__(self, batch: int, n: int | None = None) -> tuple[Callable, Callable]:
-        key = (batch, n or self.n)
+    def __call__(self, batch: int, n: int | None = None, *, training: bool = False) -> tuple[Callable, Callable]:
+        """The pair for a minibatch of ``batch`` examples (the global minibatch in a
+        data-parallel fit) of ``n``; ``training`` divides global terms over the ranks."""
+        outside = 1.0 / self.ranks if training else 1.0
+        key = (batch, n or self.n, outside)
         pair = self._cache.get(key)
         if pair is None:
             scale = (n or self.n) / batch
             pair = self._cache[key] = (
-                scale_data_plate(self.model, scale, self.plate_name),
-                scale_data_plate(self.guide, scale, self.plate_name),
+                scale_data_plate(self.model, scale, self.plate_name, outside),
+                scale_data_plate(self.guide, scale, self.plate_name, outside),
             )
         return pair
 

@@ -72,15 +72,20 @@ class SVIEngine:
     name, the optimizer, the modules whose buffers a checkpoint keeps and, with ``jit``,
     the compiled objective."""
 
-    def __init__(self, model, guide, x, y, val, objective, config: FitConfig, model_kwargs: dict, record):
+    def __init__(
+        self, model, guide, x, y, val, objective, config: FitConfig, model_kwargs: dict, record, group=None, split=False
+    ):
         self.model, self.guide = model, guide
+        # a torch.distributed job: ``group`` (rank, world); ``split`` when each global
+        # minibatch is split over the ranks (with data=None every rank runs the same fit)
+        self.group, self.split = group, bool(split and group is not None)
         self.x, self.y, self.val = x, y, val
         self.objective, self.config, self.record = objective, config, record
         self.kwargs = dict(model_kwargs)
         self.n = len(x)
         self.batch = self.n if config.batch_size is None else min(config.batch_size, self.n)
         self.batches_per_epoch = math.ceil(self.n / self.batch)
-        self.scaled = ScaledPair(model, guide, self.n, config.plate_name)
+        self.scaled = ScaledPair(model, guide, self.n, config.plate_name, group.world if self.split else 1)
         self.pgen_objective = isinstance(objective, _LossAndSurrogate)
 
     def call_kwargs(self, y):
@@ -126,7 +131,17 @@ class SVIEngine:
             if module is not None and all(module is not m for m in self.modules.values()):
                 self.modules[role] = module
         self.compiled = CompiledObjective(self.objective, self.params) if self.config.jit else None
+        if self.split:
+            self.group.check_batches(self.n, self.batch)
+            self.group.broadcast(self.params)  # one starting point on every rank
+            if not self.group.is_main:  # rank 0 keeps the one-process random stream
+                torch.manual_seed((self.config.seed * 1_000_003 + self.group.rank) % 2**63)
         self.snapshot()
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes checkpoints and shows progress."""
+        return self.group is None or self.group.is_main
 
     def _collect_parameters(self) -> None:
         self.named_params, seen = [], set()
@@ -144,11 +159,13 @@ class SVIEngine:
     # ------------------------------------------------------------------ a step
 
     def update(
-        self, xb, yb, *, step: int, total: int, rng_before, check_trace: bool
-    ) -> tuple[float, str | None]:
-        """One optimizer step on a minibatch: ``(loss, problem)``, ``problem`` naming what
-        went non-finite (then nothing was applied)."""
-        model_s, guide_s = self.scaled(len(xb))
+        self, xb, yb, *, step: int, total: int, rng_before, check_trace: bool, batch: int | None = None, stop=False
+    ) -> tuple[float, str | None, bool]:
+        """One optimizer step on a minibatch: ``(loss, problem, stop)``, ``problem``
+        naming what went non-finite (then nothing was applied). In a data-parallel fit
+        ``xb`` is this rank's piece of a global minibatch of ``batch`` examples; the loss
+        is summed over the ranks, and ``stop`` is true when any rank asked to stop."""
+        model_s, guide_s = self.scaled(batch or len(xb), training=True)
         kwargs = self.call_kwargs(yb)
         self.optimizer.zero_grad(set_to_none=True)
         if self.compiled is not None:
@@ -160,16 +177,23 @@ class SVIEngine:
         if surrogate is not None and surrogate.requires_grad:
             surrogate.backward()
         loss = loss_t.item() if torch.is_tensor(loss_t) else loss_t
-        if not math.isfinite(loss):
-            return loss, f"loss {loss}"
-        if check_trace and self.compiled is not None:
+        if check_trace and self.compiled is not None and math.isfinite(loss):
             self.compiled.check(model_s, guide_s, xb, kwargs, loss, rng_before, step)
+        if self.group is not None:  # every rank agrees on the loss and on stopping
+            local = loss
+            loss, stop = self.group.sum_and_flag(loss if self.split else 0.0, bool(stop))
+            if not self.split:
+                loss = local
+            elif math.isfinite(loss):
+                self.group.all_reduce_gradients(self.params)
+        if not math.isfinite(loss):
+            return loss, f"loss {loss}", stop
         if self.config.clip_norm is not None and not _clip(self.params, self.config.clip_norm):
-            return loss, "gradient norm non-finite"
+            return loss, "gradient norm non-finite", stop
         if self.config.lr_final is not None:
             self._set_lr(step / max(total - 1, 1))
         self.optimizer.step()
-        return loss, None
+        return loss, None, stop
 
     def _set_lr(self, fraction: float) -> None:
         c = self.config
