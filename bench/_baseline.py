@@ -1,4 +1,5 @@
-"""The hand-written PyTorch VAE step both benchmarks measure pgen against."""
+"""The hand-written PyTorch VAE step the benchmarks measure pgen against, and the
+minibatches they draw."""
 
 import torch
 from torch.nn import functional as F
@@ -16,3 +17,12 @@ def vae_step(encoder, decoder_net, optimizer, xb: torch.Tensor, n: int) -> torch
     loss.backward()
     optimizer.step()
     return loss
+
+
+def full_batches(n: int, batch: int, seed: int):
+    """Endless shuffled minibatch indices, full batches only, reshuffled each epoch."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n - batch + 1, batch):
+            yield perm[i : i + batch]

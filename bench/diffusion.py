@@ -28,20 +28,13 @@ import statistics
 import time
 
 import torch
+from _baseline import full_batches
 
 import pgen
 from pgen.eval.quality import frechet_distance, nearest_neighbour_distance
 from pgen.models import Diffusion
 
 T = 1000
-
-
-def batches(n, batch, seed):
-    g = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n - batch + 1, batch):
-            yield perm[i : i + batch]
 
 
 def hand_written(x, loss, steps, batch=128, seed=0):
@@ -52,7 +45,7 @@ def hand_written(x, loss, steps, batch=128, seed=0):
     ab, delta, sigma2, beta = m.alpha_bar, m.delta, m.sigma2, m.beta
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     x0_all = x * 2 - 1
-    times, it = [], batches(n, batch, seed)
+    times, it = [], full_batches(n, batch, seed)
     for _ in range(steps):
         x0 = x0_all.index_select(0, next(it))
         t0 = time.perf_counter()

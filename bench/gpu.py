@@ -5,7 +5,8 @@ the same device, and batched chains on the device against the CPU.
   closed-form KL objective, Adam(fused=True); baseline ``bench/_baseline.vae_step``.
 * U-Net diffusion step: pgen's 28x28 U-Net denoiser, batch 128, Ho et al.'s simple loss
   (one denoiser pass at one t ~ U{1..T} per example); the baseline is the same loss
-  written out in torch on the same network.
+  written out in torch on the same network. Again with the denoiser under bf16
+  autocast (``Diffusion(mixed_precision=True)``) against the same autocast by hand.
 * Batched chains: samples/s of unadjusted Langevin (2-D MLP energy, 10,000 chains) and
   RBM block Gibbs (784x500, 1,000 chains) through pgen.sample, on ``--device`` and on
   the CPU.
@@ -21,25 +22,18 @@ two training steps is <= 1.1x the hand-written loop.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
 import torch
-from _baseline import vae_step
+from _baseline import full_batches, vae_step
 
 import pgen
 from pgen.inference.kernels import Langevin, RBMGibbs
 from pgen.models import VAE, Diffusion
 
 T = 1000
-
-
-def _batches(n, batch, seed):
-    g = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n - batch + 1, batch):
-            yield perm[i : i + batch]
 
 
 def _median_after(times, warmup):
@@ -50,7 +44,7 @@ def vae_hand(x, steps, device, batch=128):
     torch.manual_seed(0)
     vae = VAE(784, latent_dim=20, hidden=(400,)).to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=1e-3, fused=True)
-    it, times = _batches(len(x), batch, 0), []
+    it, times = full_batches(len(x), batch, 0), []
     for _ in range(steps):
         xb = x.index_select(0, next(it).to(device))
         t0 = time.perf_counter()
@@ -67,20 +61,22 @@ def vae_pgen(x, steps, device, batch=128):
     return list(r.step_times)
 
 
-def unet_hand(x, steps, device, batch=128):
+def unet_hand(x, steps, device, batch=128, mixed=False):
     torch.manual_seed(0)
     m = Diffusion(784, timesteps=T, image_shape=(28, 28), denoiser="unet", loss="simple").to(device)
     net, ab, n = m.denoiser, m.alpha_bar, len(x)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     x0_all = x * 2 - 1
-    it, times = _batches(n, batch, 0), []
+    it, times = full_batches(n, batch, 0), []
     for _ in range(steps):
         x0 = x0_all.index_select(0, next(it).to(device))
         t0 = time.perf_counter()
         t = torch.randint(1, T + 1, (batch,), device=device)
         eps = torch.randn_like(x0)
         a = ab[t][:, None]
-        loss = ((eps - net(a.sqrt() * x0 + (1 - a).sqrt() * eps, t)) ** 2).sum() * (n / batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed):
+            out = net(a.sqrt() * x0 + (1 - a).sqrt() * eps, t)
+        loss = ((eps - out.float()) ** 2).sum() * (n / batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -89,9 +85,9 @@ def unet_hand(x, steps, device, batch=128):
     return times
 
 
-def unet_pgen(x, steps, device, batch=128):
+def unet_pgen(x, steps, device, batch=128, mixed=False):
     torch.manual_seed(0)
-    m = Diffusion(784, timesteps=T, image_shape=(28, 28), denoiser="unet", loss="simple")
+    m = Diffusion(784, timesteps=T, image_shape=(28, 28), denoiser="unet", loss="simple", mixed_precision=mixed)
     r = pgen.fit(m.model, m.guide, x, steps=steps, batch_size=batch, objective="meanfield",
                  progress=False, device=device)
     return list(r.step_times)
@@ -131,8 +127,11 @@ def main():
     print(f"pgen {pgen.__version__}, torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     print("\n| step | hand-written torch [baseline] (ms) | pgen.fit (ms) | ratio |\n|---|---|---|---|")
+    mixed = functools.partial
     for name, hand, through in (("VAE 784-400-20, batch 128", vae_hand, vae_pgen),
-                                ("U-Net diffusion 28x28, batch 128", unet_hand, unet_pgen)):
+                                ("U-Net diffusion 28x28, batch 128", unet_hand, unet_pgen),
+                                ("U-Net diffusion 28x28, batch 128, bf16 autocast",
+                                 mixed(unet_hand, mixed=True), mixed(unet_pgen, mixed=True))):
         if name.startswith("U-Net") and device.type == "cpu" and not args.quick:
             print(f"| {name} | (skipped on the CPU: run with --quick) | | |")
             continue

@@ -178,6 +178,7 @@ def _add_evaluate_and_sample(commands) -> None:
         "--checkpoint", action="store_true", help="an interrupted run: use its last checkpoint"
     )
     _family_flags(sample, "sample_options")
+    _add_device(sample)
     evaluate = commands.add_parser(
         "evaluate", help="a run's test metrics -> metrics.json (ELBO, log-likelihood, bits/dim, ...)"
     )
@@ -196,6 +197,7 @@ def _add_evaluate_and_sample(commands) -> None:
         "--checkpoint", action="store_true", help="an interrupted run: use its last checkpoint"
     )
     _family_flags(evaluate, "evaluate_options")
+    _add_device(evaluate)
 
 
 def _add_other(commands) -> None:

@@ -105,6 +105,7 @@ def _evaluate(args) -> None:
             batch_size=args.batch_size,
             progress=not args.no_progress,
             checkpoint=args.checkpoint,
+            device=args.device,
             **options,
         )
     except runs.MetricsNotWritten as error:
@@ -129,7 +130,7 @@ def _sample(args) -> None:
 
     options = {k: v for k, v in vars(args).items() if k in _family_option_names("sample_options")}
     draws = runs.sample(
-        args.run, n=args.n, seed=args.seed, out=args.out, checkpoint=args.checkpoint, **options
+        args.run, n=args.n, seed=args.seed, out=args.out, checkpoint=args.checkpoint, device=args.device, **options
     )
     shape = "x".join(str(s) for s in draws.shape)
     out = Path(args.out) if args.out else Path(args.run) / "samples.png"

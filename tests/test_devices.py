@@ -2,6 +2,8 @@
 device="cpu" changing nothing, and a checkpoint written on a GPU loading and resuming on
 the CPU. The GPU tests run where torch sees one and skip elsewhere."""
 
+import json
+
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -120,6 +122,14 @@ def test_the_cli_takes_device_and_keeps_it_out_of_the_run(tmp_path, capsys):
     assert main(["train", "vae", *tiny, "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
     assert "device" not in (run / "config.json").read_text()  # resume may pick another device
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress", "--device", "auto"]) == 0
+    metrics = run / "metrics.json"
+    assert main(["evaluate", str(run), "--num-samples", "5", "--no-progress"]) == 0
+    plain = json.loads(metrics.read_text())
+    assert main(["evaluate", str(run), "--num-samples", "5", "--no-progress", "--device", "cpu"]) == 0
+    on_cpu = json.loads(metrics.read_text())
+    timed = {k for k in plain if "seconds" in k}
+    assert {k: v for k, v in on_cpu.items() if k not in timed} == {k: v for k, v in plain.items() if k not in timed}
+    assert main(["sample", str(run), "-n", "4", "--device", "cpu"]) == 0
     if not torch.cuda.is_available():
         assert main(["train", "vae", *tiny, "--out", str(tmp_path / "gpu"), "--no-progress", "--device", "cuda"]) == 2
         assert "asks for a GPU" in capsys.readouterr().err

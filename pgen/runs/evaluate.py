@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+import torch
 
 from .. import families
 from ..checks import check_choice, check_int
+from ..devices import resolve_device
 from .folder import METRICS, RunFolder
 from .model import load_run_model
 
-__all__ = ["evaluate", "check_options", "MetricsNotWritten"]
+__all__ = ["evaluate", "check_options", "MetricsNotWritten", "on_device"]
 
 
 class MetricsNotWritten(OSError):
@@ -35,6 +39,24 @@ def check_options(family: families.Family, model_name: str, given: dict, declare
     return given
 
 
+@contextlib.contextmanager
+def on_device(model: torch.nn.Module, device):
+    """Run a family's evaluation or sampling code on ``device`` (``None``: where it is):
+    the model moves there, and tensors the code creates without a device (its data, its
+    noise) are made there too (torch's default-device context); the model comes back
+    to the CPU afterwards."""
+    if device is None:
+        yield
+        return
+    device = resolve_device(device)
+    model.to(device)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        model.to("cpu")
+
+
 def evaluate(
     run_dir: str | Path,
     *,
@@ -44,6 +66,7 @@ def evaluate(
     batch_size: int = 100,
     progress: bool = True,
     checkpoint: bool = False,
+    device=None,
     **options,
 ) -> dict:
     """Evaluate a run with its family's estimators; write ``metrics.json`` and any figure
@@ -55,7 +78,8 @@ def evaluate(
     and ``raise_betas`` for reverse AIS); a 2-D energy: log Z by importance sampling; a
     score model: its test objective and the distance of its samples to the test data.
     ``*_se`` are standard errors over examples. With ``checkpoint``, an interrupted run is
-    evaluated at its last checkpoint.
+    evaluated at its last checkpoint. ``device`` runs the evaluation there
+    (:func:`on_device`).
 
     Raises:
         MetricsNotWritten: the folder could not take ``metrics.json`` after the work was
@@ -71,15 +95,16 @@ def evaluate(
     options = check_options(family, cfg["model"], options, "evaluate_options")
     m = load_run_model(run_dir, checkpoint=checkpoint)
     folder.check_writable()  # before the work, not after it
-    result = family.evaluate(
-        families.RunContext(folder.path, cfg, m),
-        split=split,
-        seed=seed,
-        batch_size=batch_size,
-        num_samples=num_samples,
-        progress=progress,
-        **options,
-    )
+    with on_device(m, device):
+        result = family.evaluate(
+            families.RunContext(folder.path, cfg, m),
+            split=split,
+            seed=seed,
+            batch_size=batch_size,
+            num_samples=num_samples,
+            progress=progress,
+            **options,
+        )
     metrics = {**result.metrics, "from_checkpoint": folder.state != "finished"}
     try:
         from .. import plot

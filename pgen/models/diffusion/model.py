@@ -89,6 +89,10 @@ class Diffusion(DiffusionTerms, DiffusionSampling, BoundedModel, nn.Module):
             section 3.2), or ``"learned"``: per pixel,
             :math:`\\log\\Sigma = v\\log\\beta_t + (1-v)\\log\\tilde\\sigma_t^2` with v a second
             output of the denoiser (Nichol & Dhariwal 2021); trained by the ELBO only.
+        mixed_precision: run the denoiser under bfloat16 autocast (its convolutions and
+            matrix products in bf16, on a GPU or a CPU) and return its output in the
+            model's float dtype, so every term of the ELBO is computed and summed in
+            float32; the parameters, gradients and optimizer stay float32.
 
     Example:
         >>> x, _ = pgen.data.load("digits")
@@ -115,6 +119,7 @@ class Diffusion(DiffusionTerms, DiffusionSampling, BoundedModel, nn.Module):
         timestep_proposal: Literal["uniform", "weighted"] = "uniform",
         loss: Literal["elbo", "simple"] = "elbo",
         variance: Literal["posterior", "beta", "learned"] = "posterior",
+        mixed_precision: bool = False,
     ):
         super().__init__()
         self.data_dim = check_int("data_dim", data_dim, minimum=1)
@@ -131,6 +136,9 @@ class Diffusion(DiffusionTerms, DiffusionSampling, BoundedModel, nn.Module):
                 "variance='learned' needs loss='elbo': the simple loss has no term that trains "
                 "the variance; use variance='posterior' or 'beta' with loss='simple'"
             )
+        if not isinstance(mixed_precision, bool):
+            raise TypeError(f"mixed_precision must be True or False, got {mixed_precision!r}")
+        self.mixed_precision = mixed_precision
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         self.label_dropout = check_float("label_dropout", label_dropout, nonnegative=True, below=1.0)
         self.image_shape, self.data_range = _check_space(self.data_dim, image_shape, data_range)
@@ -226,11 +234,12 @@ class Diffusion(DiffusionTerms, DiffusionSampling, BoundedModel, nn.Module):
         """The denoiser on any batch shape (it takes flat batches)."""
         batch = xt.shape[:-1]
         flat_x, flat_t = xt.reshape(-1, self.data_dim), t.reshape(-1)
-        if self.num_classes:
-            out = self.denoiser(flat_x, flat_t, None if y is None else y.expand(batch).reshape(-1))
-        else:
-            out = self.denoiser(flat_x, flat_t)
-        return out.reshape(*batch, out.shape[-1])
+        with torch.autocast(flat_x.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
+            if self.num_classes:
+                out = self.denoiser(flat_x, flat_t, None if y is None else y.expand(batch).reshape(-1))
+            else:
+                out = self.denoiser(flat_x, flat_t)
+        return out.to(xt.dtype).reshape(*batch, out.shape[-1])
 
     def _target(self, x0, eps, t):
         ab = self._at("alpha_bar", t)
