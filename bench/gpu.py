@@ -56,8 +56,16 @@ def vae_hand(x, steps, device, batch=128):
 def vae_pgen(x, steps, device, batch=128):
     torch.manual_seed(0)
     vae = VAE(784, latent_dim=20, hidden=(400,))
-    r = pgen.fit(vae.model, vae.guide, x, steps=steps, batch_size=batch, objective="meanfield",
-                 progress=False, device=device)
+    r = pgen.fit(
+        vae.model,
+        vae.guide,
+        x,
+        steps=steps,
+        batch_size=batch,
+        objective="meanfield",
+        progress=False,
+        device=device,
+    )
     return list(r.step_times)
 
 
@@ -87,24 +95,52 @@ def unet_hand(x, steps, device, batch=128, mixed=False):
 
 def unet_pgen(x, steps, device, batch=128, mixed=False):
     torch.manual_seed(0)
-    m = Diffusion(784, timesteps=T, image_shape=(28, 28), denoiser="unet", loss="simple", mixed_precision=mixed)
-    r = pgen.fit(m.model, m.guide, x, steps=steps, batch_size=batch, objective="meanfield",
-                 progress=False, device=device)
+    m = Diffusion(
+        784, timesteps=T, image_shape=(28, 28), denoiser="unet", loss="simple", mixed_precision=mixed
+    )
+    r = pgen.fit(
+        m.model,
+        m.guide,
+        x,
+        steps=steps,
+        batch_size=batch,
+        objective="meanfield",
+        progress=False,
+        device=device,
+    )
     return list(r.step_times)
 
 
 def _sampling_rate(kernel, chains, draws):
-    run = pgen.sample(lambda: None, kernel=kernel, chains=1, warmup=0, draws=draws, seed=0,
-                      progress=False, warn=False, log_likelihood=False)
+    run = pgen.sample(
+        lambda: None,
+        kernel=kernel,
+        chains=1,
+        warmup=0,
+        draws=draws,
+        seed=0,
+        progress=False,
+        warn=False,
+        log_likelihood=False,
+    )
     return chains * draws / run.sampling_time
 
 
 def langevin_rate(device, chains, draws):
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.SiLU(), torch.nn.Linear(64, 64),
-                              torch.nn.SiLU(), torch.nn.Linear(64, 1)).to(device)
-    kernel = Langevin(potential_fn=lambda s: net(s["x"]).squeeze(-1),
-                      init={"x": torch.zeros(chains, 2, device=device)}, step_size=0.005, num_chains=chains)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(2, 64),
+        torch.nn.SiLU(),
+        torch.nn.Linear(64, 64),
+        torch.nn.SiLU(),
+        torch.nn.Linear(64, 1),
+    ).to(device)
+    kernel = Langevin(
+        potential_fn=lambda s: net(s["x"]).squeeze(-1),
+        init={"x": torch.zeros(chains, 2, device=device)},
+        step_size=0.005,
+        num_chains=chains,
+    )
     return _sampling_rate(kernel, chains, draws)
 
 
@@ -116,7 +152,9 @@ def gibbs_rate(device, chains, draws):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -124,14 +162,21 @@ def main():
     steps, warmup = (12, 4) if args.quick else (300, 50)
     x, _ = pgen.data.load("mnist5k", binarize="threshold")
     xd = x.to(device)
-    print(f"pgen {pgen.__version__}, torch {torch.__version__}, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    print(
+        f"pgen {pgen.__version__}, torch {torch.__version__}, device {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    )
     print("\n| step | hand-written torch [baseline] (ms) | pgen.fit (ms) | ratio |\n|---|---|---|---|")
     mixed = functools.partial
-    for name, hand, through in (("VAE 784-400-20, batch 128", vae_hand, vae_pgen),
-                                ("U-Net diffusion 28x28, batch 128", unet_hand, unet_pgen),
-                                ("U-Net diffusion 28x28, batch 128, bf16 autocast",
-                                 mixed(unet_hand, mixed=True), mixed(unet_pgen, mixed=True))):
+    for name, hand, through in (
+        ("VAE 784-400-20, batch 128", vae_hand, vae_pgen),
+        ("U-Net diffusion 28x28, batch 128", unet_hand, unet_pgen),
+        (
+            "U-Net diffusion 28x28, batch 128, bf16 autocast",
+            mixed(unet_hand, mixed=True),
+            mixed(unet_pgen, mixed=True),
+        ),
+    ):
         if name.startswith("U-Net") and device.type == "cpu" and not args.quick:
             print(f"| {name} | (skipped on the CPU: run with --quick) | | |")
             continue
@@ -139,9 +184,13 @@ def main():
         ours = _median_after(through(x, steps, device), warmup)
         print(f"| {name} | {1000 * base:.2f} | {1000 * ours:.2f} | {ours / base:.2f}x |")
     draws = 20 if args.quick else 200
-    print(f"\n| batched chains | CPU (samples/s) [baseline] | {device} (samples/s) | ratio |\n|---|---|---|---|")
-    for name, rate, chains in (("Langevin, 2-D MLP energy", langevin_rate, 10_000),
-                               ("RBM 784x500 block Gibbs", gibbs_rate, 1_000)):
+    print(
+        f"\n| batched chains | CPU (samples/s) [baseline] | {device} (samples/s) | ratio |\n|---|---|---|---|"
+    )
+    for name, rate, chains in (
+        ("Langevin, 2-D MLP energy", langevin_rate, 10_000),
+        ("RBM 784x500 block Gibbs", gibbs_rate, 1_000),
+    ):
         rate(torch.device("cpu"), chains, 2), rate(device, chains, 2)  # warm up both
         cpu = rate(torch.device("cpu"), chains, draws)
         dev = rate(device, chains, draws)

@@ -130,7 +130,13 @@ def _sample(args) -> None:
 
     options = {k: v for k, v in vars(args).items() if k in _family_option_names("sample_options")}
     draws = runs.sample(
-        args.run, n=args.n, seed=args.seed, out=args.out, checkpoint=args.checkpoint, device=args.device, **options
+        args.run,
+        n=args.n,
+        seed=args.seed,
+        out=args.out,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        **options,
     )
     shape = "x".join(str(s) for s in draws.shape)
     out = Path(args.out) if args.out else Path(args.run) / "samples.png"

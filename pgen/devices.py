@@ -33,7 +33,9 @@ def resolve_device(device, name: str = "device") -> torch.device:
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"{name} must be a string such as 'cpu', 'cuda', 'cuda:1' or 'auto', got {type(device).__name__}")
+        raise TypeError(
+            f"{name} must be a string such as 'cpu', 'cuda', 'cuda:1' or 'auto', got {type(device).__name__}"
+        )
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError) as error:
@@ -54,7 +56,9 @@ def resolve_device(device, name: str = "device") -> torch.device:
     elif dev.type == "mps" and "mps" not in here:
         raise ValueError(f"{name}={device!r}: MPS is not available here; this machine has {', '.join(here)}")
     elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"{name}={device!r}: pgen runs on 'cpu', 'cuda' or 'mps' (this machine has {', '.join(here)})")
+        raise ValueError(
+            f"{name}={device!r}: pgen runs on 'cpu', 'cuda' or 'mps' (this machine has {', '.join(here)})"
+        )
     return dev
 
 
@@ -63,8 +67,10 @@ def to_device(value, device: torch.device):
     if torch.is_tensor(value):
         return value.to(device)
     if isinstance(value, tuple):
-        return type(value)(*(to_device(v, device) for v in value)) if hasattr(value, "_fields") else tuple(
-            to_device(v, device) for v in value
+        return (
+            type(value)(*(to_device(v, device) for v in value))
+            if hasattr(value, "_fields")
+            else tuple(to_device(v, device) for v in value)
         )
     if isinstance(value, list):
         return [to_device(v, device) for v in value]
@@ -79,7 +85,13 @@ def device_of(*values) -> torch.device:
     for value in values:
         if torch.is_tensor(value):
             return value.device
-        inner = value.values() if isinstance(value, Mapping) else value if isinstance(value, (tuple, list)) else ()
+        inner = (
+            value.values()
+            if isinstance(value, Mapping)
+            else value
+            if isinstance(value, (tuple, list))
+            else ()
+        )
         for v in inner:
             found = device_of(v)
             if found.type != "cpu":

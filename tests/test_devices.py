@@ -32,7 +32,9 @@ def test_devices_are_checked_by_name():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match=r"device='tpu' is not a device: use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"):
+    with pytest.raises(
+        ValueError, match=r"device='tpu' is not a device: use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"
+    ):
         resolve_device("tpu")
     with pytest.raises(TypeError, match="device must be a string"):
         resolve_device(0)
@@ -42,7 +44,9 @@ def test_devices_are_checked_by_name():
 
 @cpu_only
 def test_a_gpu_asked_for_on_a_cpu_machine_is_an_error_not_a_fallback():
-    with pytest.raises(ValueError, match="device='cuda' asks for a GPU, but torch sees none here.*this machine has cpu"):
+    with pytest.raises(
+        ValueError, match="device='cuda' asks for a GPU, but torch sees none here.*this machine has cpu"
+    ):
         pgen.fit(model, make_guide("meanfield", model), _x(), steps=1, progress=False, device="cuda")
     with pytest.raises(ValueError, match="device='cuda:1' asks for a GPU"):
         pgen.sample(model, _x(), progress=False, device="cuda:1")
@@ -84,7 +88,9 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path, monkeypatch)
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
             torch.load(path, weights_only=True)  # what a map_location-less load does here
-    resumed = pgen.fit(model, make_guide("fullrank", model), x, steps=8, checkpoint_dir=run, resume=True, **kw)
+    resumed = pgen.fit(
+        model, make_guide("fullrank", model), x, steps=8, checkpoint_dir=run, resume=True, **kw
+    )
     np.testing.assert_array_equal(resumed.losses, whole.losses)
 
 
@@ -96,10 +102,18 @@ def test_fit_on_the_gpu_keeps_everything_there_and_resumes_exactly(tmp_path):
     assert all(v.device.type == "cuda" for v in whole.param_state["params"].values())
     run = tmp_path / "run"
     pgen.fit(model, make_guide("fullrank", model), x, steps=4, checkpoint_dir=run, **kw)
-    resumed = pgen.fit(model, make_guide("fullrank", model), x, steps=8, checkpoint_dir=run, resume=True, **kw)
+    resumed = pgen.fit(
+        model, make_guide("fullrank", model), x, steps=8, checkpoint_dir=run, resume=True, **kw
+    )
     np.testing.assert_array_equal(resumed.losses, whole.losses)
     on_cpu = pgen.fit(
-        model, make_guide("fullrank", model), x, steps=8, checkpoint_dir=run, resume=True, **{**kw, "device": "cpu"}
+        model,
+        make_guide("fullrank", model),
+        x,
+        steps=8,
+        checkpoint_dir=run,
+        resume=True,
+        **{**kw, "device": "cpu"},
     )
     assert len(on_cpu.losses) == 8  # the GPU's checkpoint continues on the CPU
 
@@ -128,9 +142,14 @@ def test_the_cli_takes_device_and_keeps_it_out_of_the_run(tmp_path, capsys):
     assert main(["evaluate", str(run), "--num-samples", "5", "--no-progress", "--device", "cpu"]) == 0
     on_cpu = json.loads(metrics.read_text())
     timed = {k for k in plain if "seconds" in k}
-    assert {k: v for k, v in on_cpu.items() if k not in timed} == {k: v for k, v in plain.items() if k not in timed}
+    assert {k: v for k, v in on_cpu.items() if k not in timed} == {
+        k: v for k, v in plain.items() if k not in timed
+    }
     assert main(["sample", str(run), "-n", "4", "--device", "cpu"]) == 0
     if not torch.cuda.is_available():
-        assert main(["train", "vae", *tiny, "--out", str(tmp_path / "gpu"), "--no-progress", "--device", "cuda"]) == 2
+        assert (
+            main(["train", "vae", *tiny, "--out", str(tmp_path / "gpu"), "--no-progress", "--device", "cuda"])
+            == 2
+        )
         assert "asks for a GPU" in capsys.readouterr().err
         assert not (tmp_path / "gpu").exists()  # refused before the folder was made

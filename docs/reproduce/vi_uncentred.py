@@ -37,7 +37,9 @@ for init in ("median", "mode"):
     for name in ("meanfield", "fullrank", "lowrank", "structured", "laplace", "map"):
         start = time.perf_counter()
         guide = make_guide(name, model, init=init)
-        fit = pgen.fit(model, guide, None, model_args=(x, y), steps=3000, lr=0.02, lr_final=0.001, progress=False)
+        fit = pgen.fit(
+            model, guide, None, model_args=(x, y), steps=3000, lr=0.02, lr_final=0.001, progress=False
+        )
         post = fit.posterior(num_draws=1000)
         draws = post.samples["a"]
         print(

@@ -68,7 +68,9 @@ _INFO = {
     "mnist": DatasetInfo("mnist", "image", (784,), (28, 28), 256, 10, "local IDX or .npz files"),
     "fashion_mnist": DatasetInfo("fashion_mnist", "image", (784,), (28, 28), 256, 10, "local IDX files"),
     "cifar10": DatasetInfo("cifar10", "image", (3072,), (3, 32, 32), 256, 10, "local binary-version files"),
-    "image_folder": DatasetInfo("image_folder", "image", (), None, 256, None, "a local folder of class folders"),
+    "image_folder": DatasetInfo(
+        "image_folder", "image", (), None, 256, None, "a local folder of class folders"
+    ),
     **{
         name: DatasetInfo(name, "toy2d", (2,), None, None, n_classes, "generated from a seed")
         for name, (_, _, n_classes) in toys.TOYS.items()
@@ -165,7 +167,8 @@ def load(
 
     Args:
         name: one of :func:`names`: ``digits``, ``mnist5k``, ``mnist``,
-            ``fashion_mnist``, ``cifar10``, ``image_folder`` (local files), ``moons``, ``swiss_roll``, ``rings``, ``gaussians``, ``pinwheel``.
+            ``fashion_mnist``, ``cifar10``, ``image_folder`` (local files), ``moons``,
+            ``swiss_roll``, ``rings``, ``gaussians``, ``pinwheel``.
         split: ``"train"`` or ``"test"``.
         path: for the local sets: their folder (for ``mnist`` also an ``.npz`` file).
         n: toys only: number of points (default 2000).

@@ -271,7 +271,9 @@ def _open_idx_set(name: str, directory: Path, split: str) -> tuple[_Rows, np.nda
     images, labels = _open_idx(image_file), np.asarray(_open_idx(label_file))
     source = f"{image_file} and {label_file}"
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{image_file}: expected 8-bit images of shape (N, rows, cols), got {images.dtype} {images.shape}")
+        raise ValueError(
+            f"{image_file}: expected 8-bit images of shape (N, rows, cols), got {images.dtype} {images.shape}"
+        )
     if labels.ndim != 1 or len(labels) != len(images):
         raise ValueError(f"{source}: {len(images)} images but labels of shape {labels.shape}")
     if len(images) == 0:
@@ -343,7 +345,10 @@ def _open_folder(root: Path, split: str) -> tuple[_Folder, np.ndarray, str]:
         paths += found
         labels += [label] * len(found)
     if not paths:
-        raise ValueError(f"{base}: the class folders {[c.name for c in classes]} hold no images ({sorted(_IMAGE_SUFFIXES)})")
+        raise ValueError(
+            f"{base}: the class folders {[c.name for c in classes]} hold no images "
+            f"({sorted(_IMAGE_SUFFIXES)})"
+        )
     labels = np.asarray(labels, dtype=np.int64)
     if not has_splits:  # the same fixed split as the bundled sets: 10% of each class held out
         keep = _stratified_split(labels, split)
@@ -353,7 +358,8 @@ def _open_folder(root: Path, split: str) -> tuple[_Folder, np.ndarray, str]:
     with Image.open(paths[0]) as first:
         mode = "L" if first.mode in ("1", "L", "I", "I;16", "F") else "RGB"  # grey, else RGB
     first_array = _decode(paths[0], mode, _probe_shape(paths[0], mode))
-    where = f"{base} ({len(classes)} classes: {', '.join(c.name for c in classes[:5])}{' ...' if len(classes) > 5 else ''})"
+    shown = ", ".join(c.name for c in classes[:5]) + (" ..." if len(classes) > 5 else "")
+    where = f"{base} ({len(classes)} classes: {shown})"
     return _Folder(paths, first_array.shape, mode), labels, where
 
 
@@ -411,6 +417,12 @@ def open_images(
     first = rows.read(np.array([0]))
     labels = torch.as_tensor(np.asarray(labels).astype(np.int64))
     return ImageFiles(
-        name, split, rows, labels, tuple(int(d) for d in first.shape[1:]), source, flatten=flatten, threshold=threshold
+        name,
+        split,
+        rows,
+        labels,
+        tuple(int(d) for d in first.shape[1:]),
+        source,
+        flatten=flatten,
+        threshold=threshold,
     )
-

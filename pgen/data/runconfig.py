@@ -50,11 +50,17 @@ def data_config(
     if name in FILE_SETS and path is None:
         raise ValueError(
             f"data {name!r} is read from local files and needs path= (--data-path): "
-            + ("a directory of MNIST-format IDX files or an .npz file" if name == "mnist" else f"its folder ({meta.source})")
+            + (
+                "a directory of MNIST-format IDX files or an .npz file"
+                if name == "mnist"
+                else f"its folder ({meta.source})"
+            )
             + " (pgen never downloads); for bundled data use 'mnist5k' or 'digits'"
         )
     if path is not None and name not in FILE_SETS:
-        raise ValueError(f"path= (--data-path) is for data read from local files ({', '.join(FILE_SETS)}), not {name!r}")
+        raise ValueError(
+            f"path= (--data-path) is for data read from local files ({', '.join(FILE_SETS)}), not {name!r}"
+        )
     meta = datasets.info(name, path)
     if binarize is None:
         binarize = default_binarize if meta.kind == "image" else "none"

@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from .. import rng
 from ..checks import check_int
-from ..devices import resolve_device, to_device
 from ..data.validate import check_data, check_labels, check_same_length
+from ..devices import resolve_device, to_device
 
 __all__ = ["log_weights", "log_likelihood", "elbo", "bits_per_dim"]
 

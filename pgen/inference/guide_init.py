@@ -15,10 +15,13 @@ its curvature at the mode left to learn: the full-rank guide also starts with th
 Laplace covariance :math:`H^{-1}`, and mean field with the variances that minimize
 :math:`KL(q \| p)` for a Gaussian :math:`p` of precision :math:`H`, namely
 :math:`1/H_{ii}` (Bishop 2006, sec. 10.1.2): the notes' mean-field variance, which is
-smaller than the marginal one. The other families keep ``init_scale``. Where the posterior has no mode (a funnel, the centred eight schools:
-the Hessian at the end of the search is not positive definite), or the model cannot be
-written as a potential (discrete sites that cannot be enumerated, subsampled plates), it
-starts at the prior medians and ``guide.init_report`` says why; a warning says so too.
+smaller than the marginal one. The other families keep ``init_scale``.
+
+Where the posterior has no mode (the centred eight schools: the density grows without
+bound as tau -> 0, and the search ends where the Hessian is not positive definite), the
+latent dimension is above ``MAX_MODE_DIM``, or the model cannot be written as a potential
+(discrete sites that cannot be enumerated, subsampled plates), the guide starts at the
+prior medians; a warning and ``guide.mode_init.report`` say why.
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ def _layout(dim: int, image_shape) -> tuple[int, int, int]:
                 f"got {tuple(image_shape)}"
             )
         if int(np.prod(shape)) != dim:
-            raise ValueError(f"image_shape {tuple(image_shape)} holds {int(np.prod(shape))} pixels, not {dim}")
+            raise ValueError(
+                f"image_shape {tuple(image_shape)} holds {int(np.prod(shape))} pixels, not {dim}"
+            )
         return shape
     side = math.isqrt(dim)
     if side * side != dim:
@@ -85,7 +87,11 @@ def image_grid(images, *, nrow: int | None = None, image_shape=None, pad: int = 
     grid = np.full(size, np.nan) if channels == 1 else np.ones((*size, 3))
     for i, img in enumerate(a):
         r, c = divmod(i, per_row)
-        img = img.reshape(rows, cols) if channels == 1 else np.clip(img.reshape(3, rows, cols).transpose(1, 2, 0), 0, 1)
+        img = (
+            img.reshape(rows, cols)
+            if channels == 1
+            else np.clip(img.reshape(3, rows, cols).transpose(1, 2, 0), 0, 1)
+        )
         grid[r * (rows + pad) : r * (rows + pad) + rows, c * (cols + pad) : c * (cols + pad) + cols] = img
     return grid
 

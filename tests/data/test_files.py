@@ -22,7 +22,7 @@ def _cifar_dir(root, n_train=(3, 2, 2, 2, 2), n_test=4, seed=0):
     root.mkdir(parents=True, exist_ok=True)
     out = {}
     names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
-    for fname, n in zip(names, (*n_train, n_test)):
+    for fname, n in zip(names, (*n_train, n_test), strict=True):
         labels = rng.integers(0, 10, n, dtype=np.uint8)
         pixels = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
         records = np.concatenate([labels[:, None], pixels.reshape(n, -1)], 1)
@@ -53,7 +53,9 @@ def test_gzipped_idx_is_read_into_memory(tmp_path):
     arrays = _mnist_dir(tmp_path, gz=True)
     files = open_images("fashion_mnist", "train", path=tmp_path)
     assert not files.memory_mapped
-    torch.testing.assert_close(files[:], torch.tensor(arrays["train"][0].reshape(12, -1) / 255.0, dtype=torch.float32))
+    torch.testing.assert_close(
+        files[:], torch.tensor(arrays["train"][0].reshape(12, -1) / 255.0, dtype=torch.float32)
+    )
 
 
 def test_cifar10_binary_batches_in_order(tmp_path):
@@ -77,7 +79,10 @@ def test_cifar10_truncated_foreign_and_pickled_files_are_refused(tmp_path):
     _cifar_dir(root)
     batch = root / "data_batch_3.bin"
     batch.write_bytes(batch.read_bytes()[:-100])
-    with pytest.raises(ValueError, match=r"data_batch_3.bin is not a CIFAR-10 binary batch: .* not a whole number of 3073-byte"):
+    with pytest.raises(
+        ValueError,
+        match=r"data_batch_3.bin is not a CIFAR-10 binary batch: .* not a whole number of 3073-byte",
+    ):
         open_images("cifar10", path=root)
     batch.write_bytes(bytes([200]) + bytes(CIFAR10_RECORD - 1))  # a label byte of 200
     with pytest.raises(ValueError, match="label 0..9, found 200"):
@@ -96,7 +101,9 @@ def test_foreign_and_truncated_idx_files_are_refused(tmp_path):
     _mnist_dir(tmp_path, gz=False)
     images = tmp_path / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:-1])
-    with pytest.raises(ValueError, match="train-images-idx3-ubyte is truncated: shape \\(12, 28, 28\\) needs 9408 bytes"):
+    with pytest.raises(
+        ValueError, match="train-images-idx3-ubyte is truncated: shape \\(12, 28, 28\\) needs 9408 bytes"
+    ):
         open_images("mnist", path=tmp_path)
     images.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     with pytest.raises(ValueError, match="is not an IDX file"):
@@ -132,8 +139,15 @@ def test_an_image_folder_is_decoded_on_demand_with_a_fixed_split(tmp_path):
     assert (len(train), len(test)) == (18, 2) and train.image_shape == (1, 6, 5)
     assert sorted(test.labels.tolist()) == [0, 1]  # 10% of each class held out
     # every image appears once over the two splits, with its class as label
-    seen = {(int(lab), tuple(img.tolist())) for f in (train, test) for img, lab in zip(f[:], f.labels)}
-    truth = {(int(cls == "dog"), tuple((a.reshape(-1) / 255.0).astype(np.float32).tolist())) for (cls, _), a in kept.items()}
+    seen = {
+        (int(lab), tuple(img.tolist()))
+        for f in (train, test)
+        for img, lab in zip(f[:], f.labels, strict=True)
+    }
+    truth = {
+        (int(cls == "dog"), tuple((a.reshape(-1) / 255.0).astype(np.float32).tolist()))
+        for (cls, _), a in kept.items()
+    }
     assert seen == truth
     meta = pgen.data.info("image_folder", path=tmp_path)
     assert meta.image_shape == (6, 5) and meta.num_classes == 2
@@ -160,7 +174,7 @@ def test_an_image_folder_refuses_mixed_sizes_and_unreadable_files(tmp_path):
 def test_fit_on_files_gives_the_losses_of_fit_on_tensors(tmp_path):
     """Minibatches read from disk are the same minibatches: the same seed gives the same
     losses and parameters as the tensors in memory, and resume checks the files."""
-    written = _cifar_dir(tmp_path, n_train=(20, 20, 20, 20, 20))
+    _cifar_dir(tmp_path, n_train=(20, 20, 20, 20, 20))
     files = open_images("cifar10", path=tmp_path)
     x, y = files.tensors()
     assert x.shape == (100, 3072)
@@ -182,8 +196,14 @@ def test_fit_on_files_gives_the_losses_of_fit_on_tensors(tmp_path):
     # resume checks the files: other pixels are another data set
     _cifar_dir(tmp_path, n_train=(20, 20, 20, 20, 20), seed=1)
     with pytest.raises(ValueError, match="cannot resume .* data_sha1"):
-        pgen.fit(model, guide, open_images("cifar10", path=tmp_path), checkpoint_dir=tmp_path / "run",
-                 resume=True, **{**kw, "steps": 9})
+        pgen.fit(
+            model,
+            guide,
+            open_images("cifar10", path=tmp_path),
+            checkpoint_dir=tmp_path / "run",
+            resume=True,
+            **{**kw, "steps": 9},
+        )
 
 
 def test_the_cli_trains_on_cifar10_files(tmp_path, capsys):

@@ -47,11 +47,22 @@ def main():
     x, y = data()
     guide = make_guide(guide_name, model)
     result = pgen.fit(
-        model, guide, (x, y), steps=steps, batch_size=8, lr=0.05, seed=5, progress=False,
-        checkpoint_dir=checkpoint, resume=resume, checkpoint_every=1,
+        model,
+        guide,
+        (x, y),
+        steps=steps,
+        batch_size=8,
+        lr=0.05,
+        seed=5,
+        progress=False,
+        checkpoint_dir=checkpoint,
+        resume=resume,
+        checkpoint_every=1,
     )
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    torch.save({"losses": torch.tensor(result.losses), "params": result.param_state["params"]}, f"{out}.{rank}.pt")
+    torch.save(
+        {"losses": torch.tensor(result.losses), "params": result.param_state["params"]}, f"{out}.{rank}.pt"
+    )
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 

@@ -32,7 +32,9 @@ def main():
 
     sampling.sequential_chains = counted  # to see which chains this process ran
     x = torch.randn(30, generator=torch.Generator().manual_seed(0)) + 1.0
-    r = pgen.sample(model, x, chains=3, warmup=60, draws=40, seed=3, progress=False, parallel=False, warn=False)
+    r = pgen.sample(
+        model, x, chains=3, warmup=60, draws=40, seed=3, progress=False, parallel=False, warn=False
+    )
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     np.savez(f"{sys.argv[1]}.{rank}.npz", mu=r.draws_of("mu"), sigma=r.draws_of("sigma"), ran=np.array(ran))
     if torch.distributed.is_initialized():

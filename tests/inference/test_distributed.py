@@ -29,16 +29,36 @@ def _env(**extra):
 
 
 def _one(out, *args):
-    subprocess.run([sys.executable, "-m", "tests.inference.ddp_worker", str(out), *map(str, args)],
-                   cwd=ROOT, env=_env(), check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "tests.inference.ddp_worker", str(out), *map(str, args)],
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        timeout=300,
+    )
     return torch.load(f"{out}.0.pt")
 
 
 def _two(out, *args, check=True, **env):
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_port()),
-         "-m", "tests.inference.ddp_worker", str(out), *map(str, args)],
-        cwd=ROOT, env=_env(**env), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_port()),
+            "-m",
+            "tests.inference.ddp_worker",
+            str(out),
+            *map(str, args),
+        ],
+        cwd=ROOT,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if check:
         assert run.returncode == 0, run.stderr[-3000:]
@@ -54,7 +74,9 @@ def test_two_gloo_ranks_repeat_one_process_and_resume_after_a_kill(tmp_path):
     ranks = _two(tmp_path / "two", "map", 9)
     for r in ranks:
         torch.testing.assert_close(r["losses"], one["losses"], rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(r["params"]["AutoDelta.w"], one["params"]["AutoDelta.w"], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            r["params"]["AutoDelta.w"], one["params"]["AutoDelta.w"], rtol=1e-5, atol=1e-6
+        )
     assert torch.equal(ranks[0]["params"]["AutoDelta.w"], ranks[1]["params"]["AutoDelta.w"])
 
     run = tmp_path / "run"
@@ -84,12 +106,40 @@ def test_a_stochastic_guide_stays_identical_on_every_rank(tmp_path):
 
 def test_pgen_train_under_torchrun_writes_one_run(tmp_path):
     out = tmp_path / "run"
-    args = ["train", "vae", "--data", "digits", "--epochs", "1", "--batch-size", "64", "--latent-dim", "2",
-            "--out", str(out), "--no-progress", "--no-figures"]
+    args = [
+        "train",
+        "vae",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--latent-dim",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-figures",
+    ]
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_port()),
-         "-m", "pgen", *args],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_port()),
+            "-m",
+            "pgen",
+            *args,
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("trained 26 steps") == 1  # rank 0 reports
@@ -100,12 +150,31 @@ def test_pgen_train_under_torchrun_writes_one_run(tmp_path):
 def test_chains_gathered_from_two_ranks_equal_one_process(tmp_path):
     import numpy as np
 
-    subprocess.run([sys.executable, "-m", "tests.inference.mcmc_ddp_worker", str(tmp_path / "one")],
-                   cwd=ROOT, env=_env(), check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "tests.inference.mcmc_ddp_worker", str(tmp_path / "one")],
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        timeout=300,
+    )
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_port()),
-         "-m", "tests.inference.mcmc_ddp_worker", str(tmp_path / "two")],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_port()),
+            "-m",
+            "tests.inference.mcmc_ddp_worker",
+            str(tmp_path / "two"),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     one = np.load(tmp_path / "one.0.npz")

@@ -46,7 +46,9 @@ def _exact(x, y):
 def _fit(name, init, steps, lr=0.02, lr_final=0.001):
     x, y = _data()
     guide = make_guide(name, regression, init=init)
-    fit = pgen.fit(regression, guide, None, model_args=(x, y), steps=steps, lr=lr, lr_final=lr_final, progress=False)
+    fit = pgen.fit(
+        regression, guide, None, model_args=(x, y), steps=steps, lr=lr, lr_final=lr_final, progress=False
+    )
     return guide, fit
 
 
@@ -58,7 +60,9 @@ def test_the_full_rank_guide_starts_at_the_laplace_approximation():
     posterior = guide.get_posterior()
     np.testing.assert_allclose(posterior.loc.detach().numpy(), mean, rtol=1e-6)
     # for a Gaussian posterior the Laplace covariance is exact
-    np.testing.assert_allclose(posterior.covariance_matrix.detach().numpy(), np.linalg.inv(precision), rtol=1e-4)
+    np.testing.assert_allclose(
+        posterior.covariance_matrix.detach().numpy(), np.linalg.inv(precision), rtol=1e-4
+    )
 
 
 def test_mean_field_starts_with_the_variances_that_minimize_its_kl():

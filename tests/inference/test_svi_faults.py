@@ -125,9 +125,12 @@ def test_a_model_written_for_nuts_without_plates_names_the_site_and_the_fix(guid
         pyro.sample("y", dist.Normal(mu, 1.0).to_event(1), obs=y)
 
     y = torch.tensor([0.5, -0.5])
-    with pytest.raises(ValueError, match=r"model site 'mu' has a Normal of batch shape \[2\], and no "
-                       r"pyro.plate covers its dim -1 \(size 2\).*Normal\(\.\.\.\)\.to_event\(1\).*"
-                       r"pyro.plate\('mu_plate', 2, dim=-1\)") as info:
+    with pytest.raises(
+        ValueError,
+        match=r"model site 'mu' has a Normal of batch shape \[2\], and no "
+        r"pyro.plate covers its dim -1 \(size 2\).*Normal\(\.\.\.\)\.to_event\(1\).*"
+        r"pyro.plate\('mu_plate', 2, dim=-1\)",
+    ) as info:
         pgen.fit(model, make_guide(guide_name, model), None, model_args=(y,), steps=2, progress=False)
     assert "invalid log_prob shape" in str(info.value.__cause__)  # Pyro's message kept as the cause
 

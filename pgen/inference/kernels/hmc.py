@@ -224,7 +224,9 @@ class HMC(PgenKernel):
         for s in pot.layout:
             if s.name in given:
                 value = torch.as_tensor(given[s.name], dtype=pot.dtype, device=pot.device)
-                fixed[s.name] = s.transform.inv(value.reshape(s.shape)).reshape(-1).detach().cpu().double().numpy()
+                fixed[s.name] = (
+                    s.transform.inv(value.reshape(s.shape)).reshape(-1).detach().cpu().double().numpy()
+                )
         last = None
         for _ in range(100):
             z = self.rng.uniform(-2.0, 2.0, size=pot.dim)

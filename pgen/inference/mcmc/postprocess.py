@@ -41,7 +41,8 @@ def pointwise(model, samples, dtypes, args, kwargs, observed, deterministic, *, 
         for c in range(chains):
             for s in range(n):
                 values = {
-                    k: torch.as_tensor(v[c, s], dtype=dtypes.get(k), device=device) for k, v in samples.items()
+                    k: torch.as_tensor(v[c, s], dtype=dtypes.get(k), device=device)
+                    for k, v in samples.items()
                 }
                 trace = poutine.trace(poutine.condition(fn, data=values)).get_trace(*args, **kwargs)
                 for name in observed:
@@ -87,7 +88,9 @@ def discrete_draws(potential, samples: dict, seed: int) -> dict[str, np.ndarray]
         torch.manual_seed(seed)
         for c in range(chains):
             for s in range(n):
-                values = {k: torch.as_tensor(v[c, s], dtype=dtypes[k], device=device) for k, v in samples.items()}
+                values = {
+                    k: torch.as_tensor(v[c, s], dtype=dtypes[k], device=device) for k, v in samples.items()
+                }
                 for name, value in potential.summed.draw(values).items():
                     out[name].append(value.cpu().numpy())
     return {k: np.asarray(v).reshape(chains, n, *np.shape(v[0])) for k, v in out.items()}

@@ -16,12 +16,12 @@ import torch
 from ... import rng
 from ...checks import check_int
 from ...devices import device_of, resolve_device, to_device
-from ..svi.distributed import current_group
 from ...eval.arviz import to_inference_data
 from ..arguments import check_option_names, model_arguments
 from ..bridges import GuideStart
 from ..guides import VIPosterior
 from ..kernels.hmc import HMC
+from ..svi.distributed import current_group
 from .chains import Bars, ChainsStopped, make_kernel, parallel_chains, sequential_chains, unbatch
 from .checkpoint import ChainStore
 from .postprocess import constrain, discrete_draws, model_sites, pointwise
@@ -356,14 +356,18 @@ def _result(
     )
 
 
-def _run_chains(k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool, store=None, spread=True):
+def _run_chains(
+    k, seeds, warmup, draws, args, kwargs, *, progress: bool, parallel: bool, store=None, spread=True
+):
     """Every chain's raw run, the wall time of all of them, and why they stopped early
     (``None`` when every chain finished). Chains that finished are kept when a later one
     fails or Ctrl-C stops the run; if none had finished, the error is raised. In a
     ``torch.distributed`` job (and ``spread``) the chains are spread over the ranks."""
     group = current_group() if spread else None
     if group is not None and getattr(k, "batch_chains", None) is None:
-        return _run_chains_over_ranks(group, k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel)
+        return _run_chains_over_ranks(
+            group, k, seeds, warmup, draws, args, kwargs, progress=progress, parallel=parallel
+        )
     bars = Bars(len(seeds), warmup, draws, progress, parallel)
     start = time.perf_counter()
     stopped = None
@@ -399,7 +403,15 @@ def _run_chains_over_ranks(group, k, seeds, warmup, draws, args, kwargs, *, prog
     local, stopped = [], None
     if mine:
         local, _, stopped = _run_chains(
-            k, mine, warmup, draws, args, kwargs, progress=progress and group.is_main, parallel=parallel, spread=False
+            k,
+            mine,
+            warmup,
+            draws,
+            args,
+            kwargs,
+            progress=progress and group.is_main,
+            parallel=parallel,
+            spread=False,
         )
     gathered = group.gather((local, stopped))
     runs = []

@@ -199,7 +199,17 @@ def fit(
     group = current_group()
     with rng.forked(config.seed):
         engine = SVIEngine(
-            model, guide, x, y, val, objective_obj, config, model_kwargs, record, group=group, split=fingerprint is None
+            model,
+            guide,
+            x,
+            y,
+            val,
+            objective_obj,
+            config,
+            model_kwargs,
+            record,
+            group=group,
+            split=fingerprint is None,
         )
         loop, param_state = _run(engine, config, has_data=fingerprint is None)
     if fingerprint is None:

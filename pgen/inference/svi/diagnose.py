@@ -93,7 +93,7 @@ def _uncovered_dims(site) -> list[tuple[int, int]]:
     shape = tuple(getattr(site["fn"], "batch_shape", ()))
     return [
         (dim, size)
-        for dim, size in zip(range(-len(shape), 0), shape)
+        for dim, size in zip(range(-len(shape), 0), shape, strict=True)
         if size > 1 and dim not in plates
     ]
 

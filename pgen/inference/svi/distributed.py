@@ -68,7 +68,11 @@ class Group:
     def _device(self) -> torch.device:
         import torch.distributed as dist
 
-        return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        return (
+            torch.device("cuda", torch.cuda.current_device())
+            if dist.get_backend() == "nccl"
+            else torch.device("cpu")
+        )
 
     def shard(self, idx: torch.Tensor) -> torch.Tensor:
         """This rank's contiguous piece of a global minibatch's indices."""

@@ -58,7 +58,9 @@ class ScaledPair:
         self.ranks = ranks  # a data-parallel fit's ranks: training pairs divide global terms by it
         self._cache: dict = {}
 
-    def __call__(self, batch: int, n: int | None = None, *, training: bool = False) -> tuple[Callable, Callable]:
+    def __call__(
+        self, batch: int, n: int | None = None, *, training: bool = False
+    ) -> tuple[Callable, Callable]:
         """The pair for a minibatch of ``batch`` examples (the global minibatch in a
         data-parallel fit) of ``n``; ``training`` divides global terms over the ranks."""
         outside = 1.0 / self.ranks if training else 1.0

@@ -73,7 +73,18 @@ class SVIEngine:
     the compiled objective."""
 
     def __init__(
-        self, model, guide, x, y, val, objective, config: FitConfig, model_kwargs: dict, record, group=None, split=False
+        self,
+        model,
+        guide,
+        x,
+        y,
+        val,
+        objective,
+        config: FitConfig,
+        model_kwargs: dict,
+        record,
+        group=None,
+        split=False,
     ):
         self.model, self.guide = model, guide
         # a torch.distributed job: ``group`` (rank, world); ``split`` when each global
@@ -119,7 +130,9 @@ class SVIEngine:
             try:
                 self.objective.loss(model_s, guide_s, xb, **kwargs)
             except ValueError as error:
-                words = "invalid log_prob shape" in str(error) and explain_site_shape(model_trace, guide_trace)
+                words = "invalid log_prob shape" in str(error) and explain_site_shape(
+                    model_trace, guide_trace
+                )
                 if words:
                     raise ValueError(words) from error
                 raise
@@ -159,7 +172,16 @@ class SVIEngine:
     # ------------------------------------------------------------------ a step
 
     def update(
-        self, xb, yb, *, step: int, total: int, rng_before, check_trace: bool, batch: int | None = None, stop=False
+        self,
+        xb,
+        yb,
+        *,
+        step: int,
+        total: int,
+        rng_before,
+        check_trace: bool,
+        batch: int | None = None,
+        stop=False,
     ) -> tuple[float, str | None, bool]:
         """One optimizer step on a minibatch: ``(loss, problem, stop)``, ``problem``
         naming what went non-finite (then nothing was applied). In a data-parallel fit
