@@ -184,8 +184,10 @@ def _sampler_figures(m, x, shape):
         ),
     )
     truth = x[:8]
-    mask = torch.zeros(m.data_dim, dtype=torch.bool)
-    mask[: m.data_dim // 2] = True  # top half observed
+    rows = m.image_shape[-2]
+    mask = torch.zeros(m.image_shape, dtype=torch.bool)
+    mask[..., : rows // 2, :] = True  # the top half observed, in every channel
+    mask = mask.reshape(-1)
     fills = [m.sample(8, sampler="ddpm", known=truth, mask=mask, seed=k).clamp(0, 1) for k in range(4)]
     yield (
         "inpainting.png",

@@ -191,16 +191,19 @@ class _ResBlock(nn.Module):
 
 class UNetDenoiser(nn.Module):
     """A small convolutional U-Net (Ronneberger et al. 2015; as in Ho et al. 2020,
-    without attention) on one-channel images, taking and returning flattened vectors.
+    without attention) on grey or colour images, taking and returning flattened vectors
+    (colour images as channel planes, as CIFAR-10 stores them).
 
     One residual block per resolution on the way down (halving the size after each
     but the last) and one on the way up, with skip connections; the time (and label)
     embedding is added inside every block.
 
     Args:
-        image_shape: ``(rows, cols)``; each must be divisible by ``2**(len(channels)-1)``.
+        image_shape: ``(rows, cols)`` or ``(image channels, rows, cols)``; rows and cols
+            must be divisible by ``2**(len(channels)-1)``.
         channels: widths per resolution, e.g. ``(16, 32, 32)``.
-        num_classes, outputs: as in :class:`MLPDenoiser` (each output is one channel).
+        num_classes, outputs: as in :class:`MLPDenoiser` (each output has the image's
+            channels, output after output).
     """
 
     def __init__(
@@ -212,12 +215,14 @@ class UNetDenoiser(nn.Module):
     ):
         super().__init__()
         self.outputs = check_int("outputs", outputs, minimum=1)
-        self.image_shape = tuple(check_int_tuple("image_shape", image_shape))
+        shape = tuple(check_int_tuple("image_shape", image_shape))
         channels = check_int_tuple("channels", channels)
-        if len(self.image_shape) != 2 or not channels:
+        if len(shape) not in (2, 3) or not channels:
             raise ValueError(
-                f"image_shape must be (rows, cols) and channels non-empty; got {image_shape}, {channels}"
+                "image_shape must be (rows, cols) or (channels, rows, cols) and channels non-empty; "
+                f"got {image_shape}, {channels}"
             )
+        self.in_channels, self.image_shape = (1, shape) if len(shape) == 2 else (shape[0], shape[1:])
         factor = 2 ** (len(channels) - 1)
         if any(s % factor for s in self.image_shape):
             raise ValueError(
@@ -225,7 +230,7 @@ class UNetDenoiser(nn.Module):
             )
         emb_dim = 4 * channels[0]
         self.embed = _TimeAndLabel(emb_dim, check_int("num_classes", num_classes, minimum=0))
-        self.inp = nn.Conv2d(1, channels[0], 3, padding=1)
+        self.inp = nn.Conv2d(self.in_channels, channels[0], 3, padding=1)
         self.down = nn.ModuleList()
         previous = channels[0]
         for c in channels:
@@ -239,12 +244,12 @@ class UNetDenoiser(nn.Module):
         self.out = nn.Sequential(
             nn.GroupNorm(_groups(previous), previous),
             nn.SiLU(),
-            nn.Conv2d(previous, self.outputs, 3, padding=1),
+            nn.Conv2d(previous, self.outputs * self.in_channels, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.embed(t, y)
-        h = self.inp(x.reshape(-1, 1, *self.image_shape))
+        h = self.inp(x.reshape(-1, self.in_channels, *self.image_shape))
         skips = []
         for i, block in enumerate(self.down):
             h = block(h, emb)

@@ -239,3 +239,25 @@ def test_mixed_precision_runs_the_unet_in_bf16_and_keeps_the_elbo_in_float32():
     assert all(p.dtype == torch.float32 for p in mixed.parameters())
     with pytest.raises(TypeError, match="mixed_precision must be True or False"):
         Diffusion(64, image_shape=(8, 8), mixed_precision="bf16")
+
+
+def test_the_unet_denoises_colour_images_stored_as_channel_planes():
+    from pgen.models.diffusion.model import _data_args
+
+    x = torch.rand(6, 3 * 8 * 8)
+    assert _data_args(x, None)["image_shape"] == [3, 8, 8]  # CIFAR-10's layout, read off the data
+    assert _data_args(torch.rand(6, 64), None)["image_shape"] == [8, 8]
+    m = Diffusion(192, timesteps=20, image_shape=(3, 8, 8), denoiser="unet", variance="learned")
+    assert m.denoiser.inp.in_channels == 3
+    t = torch.randint(1, 21, (6,))
+    out = m._net(x, t, None)
+    assert out.shape == (6, 2 * 192)  # eps and the variance output, each 3 x 8 x 8
+    # channel c of the input at pixel (i, j) only reaches the outputs through convolutions:
+    # the output keeps the plane layout, so a change in the blue plane changes its own output
+    x2 = x.clone()
+    x2[:, 128:] += 0.5
+    assert not torch.allclose(m._net(x2, t, None)[:, 128:192], out[:, 128:192])
+    fit = pgen.fit(m.model, m.guide, x, steps=2, batch_size=6, objective="meanfield", progress=False)
+    assert all(math.isfinite(v) for v in fit.losses)
+    with pytest.raises(ValueError, match="holding data_dim = 192 values"):
+        Diffusion(192, image_shape=(3, 8, 4))

@@ -34,8 +34,11 @@ VARIANCES = ("posterior", "beta", "learned")
 def _check_space(data_dim: int, image_shape, data_range):
     if image_shape is not None:
         image_shape = check_int_tuple("image_shape", image_shape)
-        if len(image_shape) != 2 or image_shape[0] * image_shape[1] != data_dim:
-            raise ValueError(f"image_shape {image_shape} must be (rows, cols) with rows*cols = {data_dim}")
+        if len(image_shape) not in (2, 3) or math.prod(image_shape) != data_dim:
+            raise ValueError(
+                f"image_shape {image_shape} must be (rows, cols) or (channels, rows, cols) holding "
+                f"data_dim = {data_dim} values"
+            )
     if data_range is not None:
         if len(data_range) != 2 or not float(data_range[0]) < float(data_range[1]):
             raise ValueError(f"data_range must be (low, high) with low < high, or None; got {data_range}")
@@ -45,11 +48,13 @@ def _check_space(data_dim: int, image_shape, data_range):
 
 def _data_args(x, y):
     dim = int(x[0].numel())
-    side = int(round(math.sqrt(dim)))
-    image_like = bool(x.numel()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and side * side == dim
+    in_unit = bool(x.numel()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    grey, colour = math.isqrt(dim), math.isqrt(dim // 3)
     out = {"data_dim": dim}
-    if image_like:
-        out["image_shape"] = [side, side]
+    if in_unit and grey * grey == dim:
+        out["image_shape"] = [grey, grey]
+    elif in_unit and dim % 3 == 0 and colour * colour * 3 == dim:  # RGB planes (CIFAR-10)
+        out["image_shape"] = [3, colour, colour]
     else:  # real-valued data (2-D toys): used as is, not mapped from [0, 1]
         out["data_range"] = None
     return out
@@ -71,7 +76,8 @@ class Diffusion(DiffusionTerms, DiffusionSampling, BoundedModel, nn.Module):
         denoiser: ``"mlp"`` or ``"unet"`` (needs ``image_shape``).
         hidden: the MLP's hidden widths.
         channels: the U-Net's widths per resolution.
-        image_shape: ``(rows, cols)`` of image data (read off square image data).
+        image_shape: ``(rows, cols)`` of grey images or ``(3, rows, cols)`` of colour ones
+            stored as channel planes (read off square image data).
         data_range: the ``(low, high)`` of the data, mapped to [-1, 1]; images in [0, 1]
             by default; ``None`` for data used as is (2-D toys).
         num_classes: 0, or the number of labels for class-conditional denoising with
