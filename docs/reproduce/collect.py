@@ -1,7 +1,7 @@
 """Copy the figures of the reproduction runs into docs/ under the names the README uses,
 and print the README's tables from the runs' metrics.json files.
 
-    python docs/reproduce/collect.py demo|compare|energy|diffusion|conditional
+    python docs/reproduce/collect.py demo|compare|energy|diffusion|diffusion_unet|conditional
 """
 
 from __future__ import annotations
@@ -91,6 +91,19 @@ def energy() -> None:
         _summary(run)
 
 
+def diffusion_unet() -> None:
+    copy(
+        {
+            "diff_unet/samples.png": "diffusion/unet_samples.png",
+            "diff_unet/inpainting.png": "diffusion/unet_inpainting.png",
+        }
+    )
+    m = metrics("diff_unet")
+    print(
+        f"U-Net on mnist5k: test ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats, <= {m['bits_per_dim']:.2f} bits/dim"
+    )
+
+
 def diffusion() -> None:
     copy(
         {
@@ -139,6 +152,11 @@ def conditional() -> None:
 
 
 if __name__ == "__main__":
-    {"demo": demo, "compare": compare, "energy": energy, "diffusion": diffusion, "conditional": conditional}[
-        sys.argv[1]
-    ]()
+    {
+        "demo": demo,
+        "compare": compare,
+        "energy": energy,
+        "diffusion": diffusion,
+        "diffusion_unet": diffusion_unet,
+        "conditional": conditional,
+    }[sys.argv[1]]()

@@ -7,3 +7,4 @@ fresh runs/diff_unet
 $PGEN train diffusion --data mnist5k --denoiser unet --mixed-precision --loss elbo --variance learned \
     --timestep-proposal weighted --epochs 150 --out runs/diff_unet --no-progress
 $PGEN evaluate runs/diff_unet --no-progress
+$PY docs/reproduce/collect.py diffusion_unet
