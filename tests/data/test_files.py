@@ -1,6 +1,7 @@
 """Image sets on disk (pgen.data.files): each format written here, read back exactly,
 memory-mapped, refused when truncated or foreign, and trained on by pgen.fit."""
 
+import json
 import pickle
 
 import numpy as np
@@ -218,3 +219,29 @@ def test_the_cli_trains_on_cifar10_files(tmp_path, capsys):
     assert (out / "reconstructions.png").is_file()
     assert main(["train", "vae", "--data", "cifar10", "--out", str(tmp_path / "r2"), "--no-progress"]) != 0
     assert "needs path= (--data-path)" in capsys.readouterr().err
+
+
+def test_a_unet_diffusion_model_trains_on_cifar10_files(tmp_path):
+    """Colour images end to end: the data's (3, 32, 32) layout reaches the U-Net."""
+    from pgen.cli import main
+
+    _cifar_dir(tmp_path / "c", n_train=(4, 4, 4, 4, 4), n_test=4)
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "diffusion",
+        "--data",
+        "cifar10",
+        "--data-dir",
+        str(tmp_path / "c"),
+        "--denoiser",
+        "unet",
+    ]
+    args += ["--timesteps", "20", "--epochs", "1", "--batch-size", "10", "--out", str(out)]
+    assert main([*args, "--no-progress", "--no-figures"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_args"]["denoiser"] == "unet"
+    from pgen.runs import load_run_model
+
+    model = load_run_model(out)
+    assert model.image_shape == (3, 32, 32) and model.denoiser.in_channels == 3
