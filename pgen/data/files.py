@@ -74,6 +74,20 @@ class _Rows:
         return out
 
 
+class _Subset:
+    """Some rows of another reader, in a given order."""
+
+    def __init__(self, rows, idx: np.ndarray):
+        self.rows, self.idx = rows, np.asarray(idx, dtype=np.int64)
+        self.arrays = getattr(rows, "arrays", None)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        return self.rows.read(self.idx[idx])
+
+
 class _Folder:
     """Image files decoded on demand, each checked against the first's shape."""
 
@@ -189,6 +203,13 @@ class ImageFiles:
         if self.device is not None:
             x = x.to(self.device)
         return x[0] if single else x
+
+    def subset(self, index) -> ImageFiles:
+        """The images at ``index`` (e.g. a training part without its validation
+        examples), still on disk."""
+        idx = self._indices(index)
+        labels = self.labels[torch.as_tensor(idx, device=self.labels.device)]
+        return dataclasses.replace(self, rows=_Subset(self.rows, idx), labels=labels)
 
     def to(self, device) -> ImageFiles:
         """The same files, with minibatches delivered on ``device`` (labels too)."""

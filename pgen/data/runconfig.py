@@ -16,7 +16,7 @@ import torch
 
 from ..checks import check_choice, check_float, check_int
 from . import datasets, transforms
-from .files import FILE_SETS
+from .files import FILE_SETS, ImageFiles, open_images
 
 __all__ = ["BINARIZE", "EVAL_SEED", "data_config", "load_split", "split_validation", "Split"]
 
@@ -95,17 +95,29 @@ def _fixed_dequantize(x, levels):
     return transforms.dequantize(x, levels=levels, generator=torch.Generator().manual_seed(EVAL_SEED))
 
 
-def load_split(cfg: dict, split: str) -> Split:
+def load_split(cfg: dict, split: str, *, stream: bool = False) -> Split:
     """Load a run's ``split`` (``"train"`` or ``"test"``) as configured: images scaled to
     [0, 1] and binarized or dequantized. ``dynamic`` and ``dequantize`` re-draw every
-    training minibatch (``Split.transform``); other splits get one fixed draw."""
+    training minibatch (``Split.transform``); other splits get one fixed draw.
+
+    With ``stream``, the training split of a set read from local files stays on disk
+    (:class:`~pgen.data.files.ImageFiles`, read a minibatch at a time) unless its
+    treatment needs every image at once (``static`` binarization)."""
     meta = datasets.info(cfg["name"], cfg.get("path"))
     if meta.kind != "image":
         x, y = datasets.load(cfg["name"], split, n=cfg.get("n"), seed=cfg["seed"])
         return Split(x, y)
     mode = cfg["binarize"]
+    on_disk = stream and split == "train" and cfg["name"] in FILE_SETS and mode != "static"
+    if on_disk and mode in ("none", "threshold"):
+        files = open_images(cfg["name"], split, path=cfg["path"], threshold=mode == "threshold")
+        return Split(files, files.labels)
     if mode in ("dequantize", "dynamic"):
-        x, y = datasets.load(cfg["name"], split, path=cfg["path"])
+        if on_disk:
+            files = open_images(cfg["name"], split, path=cfg["path"])
+            x, y = files, files.labels
+        else:
+            x, y = datasets.load(cfg["name"], split, path=cfg["path"])
         if mode == "dequantize":  # grey levels (k + u) / levels: a density model's data (Theis et al. 2016)
             train = functools.partial(transforms.dequantize, levels=meta.levels)
             fixed = functools.partial(_fixed_dequantize, levels=meta.levels)
@@ -135,4 +147,5 @@ def split_validation(data: Split, fraction: float, seed: int):
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     val, keep = perm[:k], perm[k:]
     vx = x[val] if data.fixed is None else data.fixed(x[val])
-    return (x[keep], y[keep]), (vx, y[val])
+    train_x = x.subset(keep) if isinstance(x, ImageFiles) else x[keep]  # files stay on disk
+    return (train_x, y[keep]), (vx, y[val])

@@ -112,6 +112,9 @@ class Family:
         uses_labels: model and guide take the labels ``y``.
         redraws_data: whether training may re-draw the data each minibatch (dynamic
             binarization, dequantization); not if :meth:`prepare` splits images.
+        streams_data: whether its training data may stay on disk
+            (:class:`pgen.data.ImageFiles`, for sets read from local files): true where
+            :meth:`prepare` and the model's data arguments only slice the data.
         train_quantity: what the engine's per-example ``train_elbo`` is, in words.
         evaluate_options, sample_options: options of ``pgen evaluate``/``pgen sample``
             that only this family's runs take.
@@ -126,6 +129,7 @@ class Family:
     image_data: ClassVar[str] = "threshold"
     uses_labels: ClassVar[bool] = False
     redraws_data: ClassVar[bool] = True
+    streams_data: ClassVar[bool] = False
     train_quantity: ClassVar[str] = "ELBO (nats per example)"
     evaluate_options: ClassVar[tuple[Option, ...]] = ()
     sample_options: ClassVar[tuple[Option, ...]] = ()

@@ -31,6 +31,7 @@ class DiffusionFamily(Family):
     objective = "meanfield"  # closed-form KLs: the notes' decomposition
     objectives = ("meanfield", "elbo")
     image_data = "dequantize"  # a density on dequantized grey levels
+    streams_data = True
     uses_labels = True  # the labels reach the model; only num_classes > 0 uses them
     sample_options = (
         Option("sampler", "diffusion: ddpm (all T steps) or ddim.", "ddpm", str, choices=("ddpm", "ddim")),

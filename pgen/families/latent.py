@@ -21,6 +21,7 @@ __all__ = ["LatentFamily"]
 class LatentFamily(Family):
     name = "latent"
     requires = (protocols.LatentVariableModel,)
+    streams_data = True
 
     def evaluate(self, run: RunContext, **settings):
         x, _ = run.model_view(settings["split"])

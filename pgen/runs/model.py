@@ -18,6 +18,9 @@ def build_model(cfg: dict, x, y):
     ``(x, y)``, with initial weights drawn from the run's seed (the caller's random
     streams are left as they were)."""
     spec = registry.get(cfg["model"])
+    if isinstance(x, data.ImageFiles):  # read off a sample: the files stay on disk
+        k = min(len(x), 1024)
+        x, y = x[:k], None if y is None else y[:k]
     with rng.forked(cfg["fit"].get("seed", 0)):
         return spec.cls(**{**spec.data_args(x, y), **cfg["model_args"]})
 
@@ -47,7 +50,7 @@ def load_run_model(run_dir: str | Path, *, checkpoint: bool = False):
         )
     cfg = folder.read_config()
     family = families.of_model(cfg["model"])
-    train = data.load_split(cfg["data"], "train")
+    train = data.load_split(cfg["data"], "train", stream=family.streams_data)
     m = build_model(cfg, train.x, train.y)
     x, y = family.prepare(m, train.x[:2], train.y[:2], train=True)
     restore_parameters(m.model, m.guide, x, {"y": y} if family.uses_labels else {}, folder.file(CHECKPOINT))

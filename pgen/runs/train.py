@@ -62,7 +62,7 @@ def _plan(cfg: dict) -> _Plan:
     """Load the data, build the model and check everything ``cfg`` asks for."""
     family = families.of_model(cfg["model"])
     d = cfg["data"]
-    split = data.load_split(d, "train")
+    split = data.load_split(d, "train", stream=family.streams_data)
     if split.transform is not None and not family.redraws_data:
         raise ValueError(
             f"binarize={d['binarize']!r} re-draws the images of each minibatch, which {cfg['model']} does "

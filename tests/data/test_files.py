@@ -48,6 +48,9 @@ def test_idx_sets_are_memory_mapped_and_read_exactly(tmp_path, name):
     torch.testing.assert_close(x, torch.tensor(arrays["t10k"][0].reshape(5, -1) / 255.0, dtype=torch.float32))
     with pytest.raises(IndexError, match="index 12 is out of range for .* of 12 images"):
         files[[12]]
+    part = files.subset([7, 2, 9])  # still on disk, re-indexed from 0
+    assert len(part) == 3 and part.labels.tolist() == files.labels[[7, 2, 9]].tolist()
+    torch.testing.assert_close(part[1:], files[:][[2, 9]])
 
 
 def test_gzipped_idx_is_read_into_memory(tmp_path):
@@ -207,13 +210,22 @@ def test_fit_on_files_gives_the_losses_of_fit_on_tensors(tmp_path):
         )
 
 
-def test_the_cli_trains_on_cifar10_files(tmp_path, capsys):
+def test_the_cli_trains_on_cifar10_files_read_a_minibatch_at_a_time(tmp_path, capsys, monkeypatch):
     from pgen.cli import main
+    from pgen.data.files import ImageFiles
 
+    reads = []
+    select = ImageFiles.index_select
+    monkeypatch.setattr(
+        ImageFiles, "index_select", lambda self, d, i: reads.append(len(i)) or select(self, d, i)
+    )
     _cifar_dir(tmp_path / "c", n_train=(8, 8, 8, 8, 8), n_test=10)
     out = tmp_path / "run"
     args = ["train", "vae", "--data", "cifar10", "--data-dir", str(tmp_path / "c"), "--epochs", "1"]
-    assert main([*args, "--batch-size", "16", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main([*args, "--batch-size", "16", "--val-fraction", "0.2", "--out", str(out), "--no-progress"]) == 0
+    )
+    assert reads == [16, 16]  # 32 of the 40 images train (8 held out), from the files, per minibatch
     config = (out / "config.json").read_text()
     assert '"cifar10"' in config and str(tmp_path / "c") in config
     assert (out / "reconstructions.png").is_file()
