@@ -96,6 +96,19 @@ def _checksum(state: Mapping) -> str:
     return h.hexdigest()
 
 
+def _on_cpu(value: Any) -> Any:
+    """``value`` with every tensor in it (through dicts, lists and tuples) on the CPU."""
+    if torch.is_tensor(value):
+        return value.detach().cpu() if value.device.type != "cpu" else value
+    if isinstance(value, Mapping):
+        return {k: _on_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_on_cpu(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_on_cpu(v) for v in value)
+    return value
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -131,7 +144,8 @@ def save(path: str | Path, state: Mapping[str, Any], *, kind: str) -> Path:
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, lambda f: torch.save({_HEADER: header, "state": dict(state)}, f))
+    state = _on_cpu(dict(state))  # a checkpoint written on a GPU loads anywhere
+    _atomic(path, lambda f: torch.save({_HEADER: header, "state": state}, f))
     _fsync_dir(path.parent)
     return path
 

@@ -154,14 +154,14 @@ class ContrastiveDivergence(pyro.infer.ELBO):
     def _fresh(self, n: int, xb: torch.Tensor) -> torch.Tensor:
         xb = xb.detach()
         if callable(self.init):
-            x0 = torch.as_tensor(self.init(n, xb), dtype=xb.dtype)
+            x0 = torch.as_tensor(self.init(n, xb), dtype=xb.dtype, device=xb.device)
             if x0.shape != (n, *xb.shape[1:]):
                 raise ValueError(f"init returned shape {tuple(x0.shape)}; expected {(n, *xb.shape[1:])}")
             return x0
         if self.init == "data":
-            return xb[torch.randint(0, len(xb), (n,))].clone()
+            return xb[torch.randint(0, len(xb), (n,), device=xb.device)].clone()
         lo, hi = xb.min(0).values, xb.max(0).values
-        return lo + (hi - lo) * torch.rand(n, *xb.shape[1:], dtype=xb.dtype)
+        return lo + (hi - lo) * torch.rand(n, *xb.shape[1:], dtype=xb.dtype, device=xb.device)
 
     def _run(self, x0: torch.Tensor) -> torch.Tensor:
         kernel = self.kernel(len(x0), init=x0)
@@ -181,15 +181,17 @@ class ContrastiveDivergence(pyro.infer.ELBO):
             return self._run(xb.detach()) if move else xb.detach()
         if self.chains is None or self.chains.shape[1:] != xb.shape[1:]:
             self.chains = self._fresh(self.num_chains, xb).clone()  # owned: updated in place
+        if self.chains.device != xb.device:  # restored from a checkpoint (CPU tensors)
+            self.chains = self.chains.to(xb.device)
         if not move:
             return self.chains
         if self.chains_per_step is None:
-            idx = torch.arange(self.num_chains)
+            idx = torch.arange(self.num_chains, device=xb.device)
         else:
-            idx = torch.randperm(self.num_chains)[: self.chains_per_step]
+            idx = torch.randperm(self.num_chains, device=xb.device)[: self.chains_per_step]
         start = self.chains[idx]
         if self.restart > 0:
-            fresh = torch.rand(len(idx)) < self.restart
+            fresh = torch.rand(len(idx), device=xb.device) < self.restart
             if bool(fresh.any()):
                 start = start.clone()
                 start[fresh] = self._fresh(int(fresh.sum()), xb)

@@ -178,7 +178,7 @@ class RBM(EnergyModel, nn.Module):
 
 
 def _random_bits(n: int, x: torch.Tensor) -> torch.Tensor:
-    return torch.randint(0, 2, (n, *x.shape[1:])).to(x.dtype)
+    return torch.randint(0, 2, (n, *x.shape[1:]), device=x.device).to(x.dtype)
 
 
 # --------------------------------------------------------------------------- log Z
