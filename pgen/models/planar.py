@@ -1,0 +1,129 @@
+r"""Planar and radial flows (Rezende & Mohamed 2015, "Variational Inference with
+Normalizing Flows", sec. 4.1), written out with their closed-form log-determinants.
+
+A flow pushes a base density through invertible maps :math:`x = f_K \circ \dots \circ
+f_1(z)`; by the change of variables,
+
+.. math::
+    \log p(x) = \log p_0(z) - \sum_k \log \left|\det \frac{\partial f_k}{\partial z_{k-1}}\right|.
+
+**Planar** (eq. 10-12): :math:`f(z) = z + \hat u\, h(w^\top z + b)`, :math:`h = \tanh`,
+
+.. math::
+    \log|\det J| = \log\left|1 + \hat u^\top \psi(z)\right|, \quad
+    \psi(z) = h'(w^\top z + b)\, w
+
+(the matrix determinant lemma). It is invertible when :math:`w^\top \hat u \ge -1`,
+which :math:`\hat u = u + (m(w^\top u) - w^\top u)\, w / \|w\|^2`,
+:math:`m(a) = -1 + \log(1 + e^a)` guarantees (their appendix A). The inverse has no
+closed form: along :math:`w` the map is the scalar :math:`a \mapsto a + w^\top\hat u
+\tanh(a + b)`, increasing, so :math:`a = w^\top z` is found by bisection and then
+:math:`z = x - \hat u \tanh(a + b)`.
+
+**Radial** (eq. 14): :math:`f(z) = z + \beta\, h(\alpha, r)(z - z_0)`, :math:`r = \|z -
+z_0\|`, :math:`h = 1/(\alpha + r)`,
+
+.. math::
+    \log|\det J| = (d - 1)\log(1 + \beta h) + \log(1 + \beta h + \beta h'(\alpha, r)\, r),
+
+with :math:`\alpha > 0` and :math:`\beta \ge -\alpha` for invertibility
+(:math:`\alpha = \mathrm{softplus}(\tilde\alpha)`,
+:math:`\beta = -\alpha + \mathrm{softplus}(\tilde\beta)`). Its inverse is closed-form:
+the radius maps as :math:`\rho = r(1 + \beta/(\alpha + r))`, a quadratic in :math:`r`.
+
+Both are ``torch.distributions.Transform`` modules, so they compose with Pyro's
+``TransformedDistribution`` and train with :func:`pgen.fit`.
+"""
+
+from __future__ import annotations
+
+import torch
+from pyro.distributions.torch_transform import TransformModule
+from torch import nn
+from torch.distributions import constraints
+from torch.nn import functional as F
+
+__all__ = ["PlanarFlow", "RadialFlow"]
+
+BISECTION_STEPS = 60  # halves an interval of width ~2|w^T u| + |wx| to float precision
+
+
+class PlanarFlow(TransformModule):
+    """One planar map on vectors of ``dim`` (see the module docstring)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+    bijective = True
+
+    def __init__(self, dim: int, *, init_scale: float = 0.1):
+        super().__init__(cache_size=1)
+        g = torch.randn(3, dim) * init_scale
+        self.u, self.w = nn.Parameter(g[0]), nn.Parameter(g[1])
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def u_hat(self) -> torch.Tensor:
+        """:math:`\\hat u`, with :math:`w^\\top \\hat u \\ge -1` (invertibility)."""
+        wu = self.w @ self.u
+        return self.u + (-1 + F.softplus(wu) - wu) * self.w / (self.w @ self.w).clamp_min(1e-12)
+
+    def _call(self, z):
+        return z + self.u_hat() * torch.tanh(z @ self.w + self.b)[..., None]
+
+    def _inverse(self, x):
+        u, w, b = self.u_hat(), self.w, self.b
+        wu, wx = w @ u, x @ w
+        # solve a + wu tanh(a + b) = wx for a = w^T z; the left side increases in a
+        # (its slope 1 + wu (1 - tanh^2) >= 0) and lies within |wu| of a
+        lo, hi = wx - wu.abs() - 1.0, wx + wu.abs() + 1.0
+        for _ in range(BISECTION_STEPS):
+            mid = (lo + hi) / 2
+            above = mid + wu * torch.tanh(mid + b) > wx
+            lo, hi = torch.where(above, lo, mid), torch.where(above, mid, hi)
+        a = (lo + hi) / 2
+        return x - u * torch.tanh(a + b)[..., None]
+
+    def log_abs_det_jacobian(self, z, x):
+        u = self.u_hat()
+        psi = (1 - torch.tanh(z @ self.w + self.b) ** 2)[..., None] * self.w  # h'(w^T z + b) w
+        return torch.log((1 + psi @ u).abs())
+
+
+class RadialFlow(TransformModule):
+    """One radial map on vectors of ``dim`` (see the module docstring)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+    bijective = True
+
+    def __init__(self, dim: int, *, init_scale: float = 0.1):
+        super().__init__(cache_size=1)
+        self.dim = dim
+        self.z0 = nn.Parameter(torch.randn(dim) * init_scale)
+        self.alpha_raw = nn.Parameter(torch.zeros(()))
+        self.beta_raw = nn.Parameter(torch.zeros(()))
+
+    def alpha_beta(self) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha = F.softplus(self.alpha_raw)
+        return alpha, -alpha + F.softplus(self.beta_raw)
+
+    def _call(self, z):
+        alpha, beta = self.alpha_beta()
+        diff = z - self.z0
+        r = diff.norm(dim=-1, keepdim=True)
+        return z + beta / (alpha + r) * diff
+
+    def _inverse(self, x):
+        alpha, beta = self.alpha_beta()
+        diff = x - self.z0
+        rho = diff.norm(dim=-1, keepdim=True)
+        # rho = r (1 + beta / (alpha + r))  <=>  r^2 + (alpha + beta - rho) r - rho alpha = 0
+        c = alpha + beta - rho
+        r = (-c + torch.sqrt(c**2 + 4 * rho * alpha)) / 2
+        return self.z0 + diff * (r / rho.clamp_min(1e-30))
+
+    def log_abs_det_jacobian(self, z, x):
+        alpha, beta = self.alpha_beta()
+        r = (z - self.z0).norm(dim=-1)
+        h = 1 / (alpha + r)
+        dh = -(h**2)
+        return (self.dim - 1) * torch.log1p(beta * h) + torch.log(1 + beta * h + beta * dh * r)
