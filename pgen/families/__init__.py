@@ -11,10 +11,11 @@ names its family (``registry.register(..., family="latent")``); :func:`of_model`
 * ``diffusion``: diffusion models as hierarchical VAEs;
 * ``boltzmann``: restricted Boltzmann machines;
 * ``energy``: continuous energy-based models;
-* ``score``: score models.
+* ``score``: score models;
+* ``flow``: normalizing flows with an exact log-likelihood.
 """
 
-from . import boltzmann, conditional, diffusion, energy, latent, score, semisupervised
+from . import boltzmann, conditional, diffusion, energy, flow, latent, score, semisupervised
 from .base import Evaluation, Family, RunContext, get, names, of_model, register, unregister
 from .options import Option, options_from
 
@@ -36,4 +37,5 @@ __all__ = [
     "boltzmann",
     "energy",
     "score",
+    "flow",
 ]

@@ -18,6 +18,7 @@ from . import nets, protocols, registry
 from .cvae import CVAE, Baseline
 from .diffusion import Diffusion
 from .ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
+from .flows import MAF, NSF, RealNVP
 from .made import MADE, AutoregressiveVAE
 from .ppca import PPCA
 from .rbm import RBM
@@ -40,6 +41,9 @@ __all__ = [
     "ProductOfExperts",
     "ScoreModel",
     "SSVAE",
+    "RealNVP",
+    "MAF",
+    "NSF",
     "nets",
     "registry",
     "protocols",

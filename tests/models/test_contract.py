@@ -34,6 +34,15 @@ FACTORIES = {
     ),
     "diffusion": lambda: (pgen.models.Diffusion(12, timesteps=6, hidden=(8,)), torch.rand(6, 12)),
     "ppca": lambda: (pgen.models.PPCA(5, 2), torch.randn(6, 5)),
+    "realnvp": lambda: (
+        pgen.models.RealNVP(6, transforms=2, hidden=(8,), data_range=(0, 1)),
+        torch.rand(6, 6),
+    ),
+    "maf": lambda: (pgen.models.MAF(6, transforms=2, hidden=(8,)), torch.randn(6, 6)),
+    "nsf": lambda: (
+        pgen.models.NSF(6, transforms=2, hidden=(8,), bins=4, data_range=(0, 1)),
+        torch.rand(6, 6),
+    ),
     "cvae": lambda: (
         pgen.models.CVAE(12, latent_dim=3, hidden=(8,), task="class", num_classes=3),
         _binary(6, 12),

@@ -122,7 +122,7 @@ def test_bad_calls():
     with pytest.raises(
         ValueError,
         match="unknown model 'gan'; registered models: "
-        "arvae, cvae, cvae_baseline, diffusion, ebm, ppca, rbm, score, ssvae, vae",
+        "arvae, cvae, cvae_baseline, diffusion, ebm, maf, nsf, ppca, rbm, realnvp, score, ssvae, vae",
     ):
         pgen.models.registry.get("gan")
 
