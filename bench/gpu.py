@@ -28,6 +28,7 @@ import time
 
 import torch
 from _baseline import full_batches, vae_step
+from _chains import sampling_time
 
 import pgen
 from pgen.inference.kernels import Langevin, RBMGibbs
@@ -53,12 +54,11 @@ def vae_hand(x, steps, device, batch=128):
     return times
 
 
-def vae_pgen(x, steps, device, batch=128):
-    torch.manual_seed(0)
-    vae = VAE(784, latent_dim=20, hidden=(400,))
+def _fit_steps(m, x, steps, device, batch):
+    """Step times of ``m`` trained by pgen.fit on ``device`` (closed-form KL objective)."""
     r = pgen.fit(
-        vae.model,
-        vae.guide,
+        m.model,
+        m.guide,
         x,
         steps=steps,
         batch_size=batch,
@@ -67,6 +67,11 @@ def vae_pgen(x, steps, device, batch=128):
         device=device,
     )
     return list(r.step_times)
+
+
+def vae_pgen(x, steps, device, batch=128):
+    torch.manual_seed(0)
+    return _fit_steps(VAE(784, latent_dim=20, hidden=(400,)), x, steps, device, batch)
 
 
 def unet_hand(x, steps, device, batch=128, mixed=False):
@@ -98,32 +103,11 @@ def unet_pgen(x, steps, device, batch=128, mixed=False):
     m = Diffusion(
         784, timesteps=T, image_shape=(28, 28), denoiser="unet", loss="simple", mixed_precision=mixed
     )
-    r = pgen.fit(
-        m.model,
-        m.guide,
-        x,
-        steps=steps,
-        batch_size=batch,
-        objective="meanfield",
-        progress=False,
-        device=device,
-    )
-    return list(r.step_times)
+    return _fit_steps(m, x, steps, device, batch)
 
 
 def _sampling_rate(kernel, chains, draws):
-    run = pgen.sample(
-        lambda: None,
-        kernel=kernel,
-        chains=1,
-        warmup=0,
-        draws=draws,
-        seed=0,
-        progress=False,
-        warn=False,
-        log_likelihood=False,
-    )
-    return chains * draws / run.sampling_time
+    return chains * draws / sampling_time(kernel, draws)
 
 
 def langevin_rate(device, chains, draws):

@@ -273,17 +273,12 @@ def _open_idx(path: Path) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
-def _find_idx(directory: Path, stem: str) -> Path | None:
-    for candidate in (directory / stem, directory / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _open_idx_set(name: str, directory: Path, split: str) -> tuple[_Rows, np.ndarray, str]:
+    from .mnist import _find
+
     prefix = _IDX_PREFIX[split]
-    image_file = _find_idx(directory, f"{prefix}-images-idx3-ubyte")
-    label_file = _find_idx(directory, f"{prefix}-labels-idx1-ubyte")
+    image_file = _find(directory, f"{prefix}-images-idx3-ubyte")
+    label_file = _find(directory, f"{prefix}-labels-idx1-ubyte")
     if image_file is None or label_file is None:
         raise FileNotFoundError(
             f"{directory} lacks the {name} {split} files {prefix}-images-idx3-ubyte and "

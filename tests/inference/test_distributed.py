@@ -39,27 +39,15 @@ def _one(out, *args):
     return torch.load(f"{out}.0.pt")
 
 
+def _torchrun(module, *args, **env):
+    """``python -m torch.distributed.run --nproc_per_node 2 -m module args`` (two gloo ranks)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["--master_port", str(_port()), "-m", module, *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, env=_env(**env), capture_output=True, text=True, timeout=300)
+
+
 def _two(out, *args, check=True, **env):
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(_port()),
-            "-m",
-            "tests.inference.ddp_worker",
-            str(out),
-            *map(str, args),
-        ],
-        cwd=ROOT,
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = _torchrun("tests.inference.ddp_worker", out, *args, **env)
     if check:
         assert run.returncode == 0, run.stderr[-3000:]
         return [torch.load(f"{out}.{r}.pt") for r in (0, 1)]
@@ -122,25 +110,7 @@ def test_pgen_train_under_torchrun_writes_one_run(tmp_path):
         "--no-progress",
         "--no-figures",
     ]
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(_port()),
-            "-m",
-            "pgen",
-            *args,
-        ],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = _torchrun("pgen", *args)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("trained 26 steps") == 1  # rank 0 reports
     assert (out / "model.pt").exists() and (out / "checkpoint.pt").exists()
@@ -157,25 +127,7 @@ def test_chains_gathered_from_two_ranks_equal_one_process(tmp_path):
         check=True,
         timeout=300,
     )
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(_port()),
-            "-m",
-            "tests.inference.mcmc_ddp_worker",
-            str(tmp_path / "two"),
-        ],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = _torchrun("tests.inference.mcmc_ddp_worker", tmp_path / "two")
     assert run.returncode == 0, run.stderr[-3000:]
     one = np.load(tmp_path / "one.0.npz")
     for rank in (0, 1):  # 3 chains: chains 0 and 2 ran on rank 0, chain 1 on rank 1
