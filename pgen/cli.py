@@ -328,11 +328,17 @@ def main(argv: list[str] | None = None) -> int:
 
         init_from_environment()
 
+    from .inference.svi.distributed import shutdown
+
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    ended = False
     try:
-        return run_command(args)
+        code = run_command(args)
+        ended = True
+        return code
     finally:
         signal.signal(signal.SIGTERM, previous)
+        shutdown(wait=ended)  # nothing outside torchrun
 
 
 if __name__ == "__main__":

@@ -46,10 +46,16 @@ def _torchrun(module, *args, **env):
     return subprocess.run(command, cwd=ROOT, env=_env(**env), capture_output=True, text=True, timeout=300)
 
 
+def _output(run) -> str:
+    """What a failed torchrun printed: the start and end of both streams."""
+    err = run.stderr if len(run.stderr) < 6000 else run.stderr[:3000] + "\n...\n" + run.stderr[-3000:]
+    return f"exit {run.returncode}\nstdout:\n{run.stdout[-2000:]}\nstderr:\n{err}"
+
+
 def _two(out, *args, check=True, **env):
     run = _torchrun("tests.inference.ddp_worker", out, *args, **env)
     if check:
-        assert run.returncode == 0, run.stderr[-3000:]
+        assert run.returncode == 0, _output(run)
         return [torch.load(f"{out}.{r}.pt") for r in (0, 1)]
     return run
 
@@ -111,7 +117,7 @@ def test_pgen_train_under_torchrun_writes_one_run(tmp_path):
         "--no-figures",
     ]
     run = _torchrun("pgen", *args)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, _output(run)
     assert run.stdout.count("trained 26 steps") == 1  # rank 0 reports
     assert (out / "model.pt").exists() and (out / "checkpoint.pt").exists()
     assert pgen.io.load(out / "checkpoint.pt", kind="svi")["world_size"] == 2
@@ -128,7 +134,7 @@ def test_chains_gathered_from_two_ranks_equal_one_process(tmp_path):
         timeout=300,
     )
     run = _torchrun("tests.inference.mcmc_ddp_worker", tmp_path / "two")
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, _output(run)
     one = np.load(tmp_path / "one.0.npz")
     for rank in (0, 1):  # 3 chains: chains 0 and 2 ran on rank 0, chain 1 on rank 1
         two = np.load(tmp_path / f"two.{rank}.npz")

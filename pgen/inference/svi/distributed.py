@@ -29,12 +29,13 @@ is agreed by all ranks at the same step through the same all-reduce as the loss.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Group", "current_group", "init_from_environment"]
+__all__ = ["Group", "current_group", "init_from_environment", "shutdown"]
 
 
 def init_from_environment() -> bool:
@@ -51,7 +52,26 @@ def init_from_environment() -> bool:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
+        atexit.register(shutdown, wait=False)  # never reach interpreter teardown with it alive
     return dist.get_world_size() > 1
+
+
+def shutdown(wait: bool = True) -> None:
+    """End this process's part of the ``torch.distributed`` job: wait for every rank at a
+    barrier (``wait``; only on a normal end, where every rank gets there), then destroy
+    the process group. A process that exits with its group alive, or tears it down while
+    another rank still talks to it, can be killed by the C++ runtime at exit (SIGABRT,
+    "terminate called without an active exception"). Does nothing outside a job, and
+    may be called more than once."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if wait and dist.get_world_size() > 1:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 @dataclass
