@@ -217,6 +217,26 @@ def test_same_seed_same_draws_and_parallel_matches_sequential():
     assert not np.array_equal(a.samples["x"][0], a.samples["x"][1])  # chains differ
 
 
+def test_parallel_chains_end_quietly_under_a_raising_sigterm_handler(capfd):
+    """The CLI turns SIGTERM into an exception; the forked chain processes inherit that
+    handler, and the parent ends them with SIGTERM, which must not print tracebacks."""
+    import signal
+
+    def raising(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raising)
+    try:
+        m = CorrelatedGaussian()
+        r = pgen.sample(
+            m.model, chains=2, warmup=30, draws=30, seed=3, progress=False, warn=False, parallel=True
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert r.samples["x"].shape[:2] == (2, 30)
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_centred_eight_schools_divergences_are_reported():
     sigma, y = pgen.data.eight_schools()
     # the funnel: with a diagonal mass matrix (Stan's default) NUTS cannot enter its neck

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import signal
 import time
 import traceback
 from collections import Counter
@@ -264,6 +265,9 @@ def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars, stor
     queue = context.Queue()
 
     def worker(chain: int, seed: int):
+        # The parent may have a SIGTERM handler (the CLI's turns it into Ctrl-C); the parent
+        # ends a chain's process with SIGTERM, which must simply end it.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         torch.set_num_threads(1)
 
         def report(c, i, k):
@@ -299,6 +303,8 @@ def parallel_chains(kernel, seeds, warmup, draws, args, kwargs, bars: Bars, stor
         ) from stop
     finally:
         for p in processes:
+            if len(results) + len(failed) == len(seeds):
+                p.join(timeout=10)  # a finished chain's process is flushing its queue
             if p.is_alive():
                 p.terminate()
             p.join()
