@@ -11,6 +11,10 @@ name           family                                           Pyro class
 ``structured`` Gaussian keeping the model's conditional         ``AutoGaussian``
                dependencies (sparse precision)
 ``flow``       inverse-autoregressive flow on a Normal          ``AutoNormalizingFlow``
+``nsf``        spline flow after a full-rank affine map         zuko NSF (pgen's
+                                                                ``AutoZukoFlow``)
+``maf``        affine autoregressive flow, the same way         zuko MAF
+``realnvp``    affine coupling flow, the same way               zuko RealNVP
 ``laplace``    Normal at the MAP with the inverse Hessian       ``AutoLaplaceApproximation``
 ``map``        point mass at the posterior mode                 ``AutoDelta``
 ============== ================================================ ==========================
@@ -43,13 +47,14 @@ from pyro.poutine.subsample_messenger import _Subsample
 from ..checks import check_choice, check_float, check_int
 from ..eval.arviz import to_inference_data
 from ..eval.diagnostics import PSISResult, psis
+from .flow_guides import FLOW_GUIDES, AutoZukoFlow
 from .guide_init import INITS, MultivariateNormalAtMode, NormalAtMode, init_strategy
 from .potential import EnumeratedJoint
 from .sites import observed_log_prob
 
 __all__ = ["make_guide", "GUIDES", "vi_posterior", "VIPosterior"]
 
-GUIDES = ("meanfield", "fullrank", "lowrank", "structured", "flow", "laplace", "map")
+GUIDES = ("meanfield", "fullrank", "lowrank", "structured", "flow", "laplace", "map", *FLOW_GUIDES)
 
 
 def make_guide(
@@ -58,7 +63,7 @@ def make_guide(
     *,
     rank: int | None = None,
     init_scale: float = 0.1,
-    num_flows: int = 2,
+    num_flows: int | None = None,
     hidden_dim: int | None = None,
     init: str = "median",
 ) -> Callable:
@@ -69,16 +74,20 @@ def make_guide(
         model: any Pyro model with continuous latent sites.
         rank: rank of ``lowrank`` (default: about sqrt of the latent dimension).
         init_scale: initial standard deviation of the Gaussian families.
-        num_flows: number of IAF layers of ``flow``.
+        num_flows: number of IAF layers of ``flow`` (default 2), or of zuko layers of
+            ``nsf``/``maf``/``realnvp`` (default 3).
         hidden_dim: hidden width of each IAF layer (default: twice the latent dimension,
-            at least 32; wider layers need a smaller learning rate).
+            at least 32; wider layers need a smaller learning rate); for the zuko flows,
+            the width of their two hidden layers (default: 4 D, at least 32).
 
         init: where the guide's means start: ``"median"`` (the prior medians, Pyro's
             default) or ``"mode"`` (the posterior mode, found once on the data the guide
             is first called with; :mod:`pgen.inference.guide_init`). ``"mode"`` lets a
             short learning-rate schedule reach posteriors far from the prior, e.g. on
             uncentred covariates; it falls back to the medians, with a warning, where
-            there is no mode. Not for ``flow``, which starts as a standard Normal.
+            there is no mode. Not for ``flow``, which starts as a standard Normal. The
+            zuko flows (:mod:`pgen.inference.flow_guides`) start as the identity after a
+            full-rank Gaussian, so ``"mode"`` starts them at the Laplace approximation.
 
     Returns:
         A Pyro autoguide. With ``init="mode"``, ``guide.mode_init.report`` says after the
@@ -100,6 +109,17 @@ def make_guide(
             "as a standard Normal in the unconstrained space (use init='median')"
         )
     init, guide_model, mode_init = init_strategy(init, _without_enumerated(model), model)
+    if name in FLOW_GUIDES:
+        hidden = None if hidden_dim is None else (check_int("hidden_dim", hidden_dim, minimum=1),) * 2
+        return AutoZukoFlow(
+            _without_enumerated(model),
+            name,
+            transforms=3 if num_flows is None else num_flows,
+            hidden=hidden,
+            init_loc_fn=init,
+            init_scale=init_scale,
+            mode_init=mode_init,
+        )
     if mode_init is not None and name in ("meanfield", "fullrank"):
         at_mode = NormalAtMode if name == "meanfield" else MultivariateNormalAtMode
         return at_mode(_without_enumerated(model), mode_init, init_scale=init_scale)
@@ -121,7 +141,7 @@ def _autoguide(name, model, init, init_scale, rank, num_flows, hidden_dim):
     if name == "structured":
         return autoguide.AutoGaussian(model, init_loc_fn=init, init_scale=init_scale)
     if name == "flow":
-        num_flows = check_int("num_flows", num_flows, minimum=1)
+        num_flows = check_int("num_flows", 2 if num_flows is None else num_flows, minimum=1)
         return autoguide.AutoNormalizingFlow(model, _iaf_layers(num_flows, hidden_dim))
     if name == "laplace":
         return autoguide.AutoLaplaceApproximation(model, init_loc_fn=init)
