@@ -30,11 +30,10 @@ sampling pass (a value drawn elsewhere costs :math:`D` passes to invert).
 from __future__ import annotations
 
 import torch
-from pyro.distributions import TorchDistribution
+from pyro.distributions import TorchDistribution, constraints
 from pyro.infer import autoguide
 from pyro.nn import PyroParam
 from torch import nn
-from pyro.distributions import constraints
 
 from ..checks import check_int, check_int_tuple
 

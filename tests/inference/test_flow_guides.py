@@ -108,7 +108,8 @@ def test_a_drawn_value_and_the_same_value_given_have_one_density(kind):
 
 def test_resumed_flow_guide_repeats_the_uninterrupted_losses(tmp_path):
     pyro.set_rng_seed(0)
-    whole = pgen.fit(model, make_guide("nsf", model, init="mode"), (X, Y), steps=40, lr=0.01, seed=1, progress=False)
+    guide = make_guide("nsf", model, init="mode")
+    whole = pgen.fit(model, guide, (X, Y), steps=40, lr=0.01, seed=1, progress=False)
     common = {"lr": 0.01, "seed": 1, "progress": False, "checkpoint_dir": tmp_path, "checkpoint_every": 10}
     pyro.set_rng_seed(0)
     pgen.fit(model, make_guide("nsf", model, init="mode"), (X, Y), steps=20, **common)
