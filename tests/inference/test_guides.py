@@ -140,7 +140,18 @@ def test_bad_guide_names():
         make_guide("gaussian", m.model)
     with pytest.raises(TypeError, match="model must be a callable"):
         make_guide("meanfield", None)
-    assert set(GUIDES) == {"meanfield", "fullrank", "lowrank", "structured", "flow", "laplace", "map"}
+    assert set(GUIDES) == {
+        "meanfield",
+        "fullrank",
+        "lowrank",
+        "structured",
+        "flow",
+        "laplace",
+        "map",
+        "nsf",
+        "maf",
+        "realnvp",
+    }
 
 
 def test_fit_without_data_rejects_minibatch_settings():
