@@ -52,7 +52,12 @@ def _zuko_flow(kind: str, dim: int, transforms: int, hidden: tuple[int, ...], bi
     else:
         flow = zuko.flows.RealNVP(dim, transforms=transforms, hidden_features=hidden)
     for layer in flow.transform.transforms:  # the identity at the start (see the module docstring)
-        last = [m for m in layer.hyper.modules() if hasattr(m, "weight")][-1]
+        hyper = getattr(layer, "hyper", None)
+        if hyper is None:  # one dimension: the layer's parameters are the transform's own
+            for p in layer.parameters():
+                nn.init.zeros_(p)
+            continue
+        last = [m for m in hyper.modules() if hasattr(m, "weight")][-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
     return flow

@@ -128,3 +128,19 @@ def test_bad_settings_name_the_argument():
 
     with pytest.raises(ValueError, match="realnvp .* at least 2 latent"):
         make_guide("realnvp", one_latent)()
+
+
+@pytest.mark.parametrize("kind", ["nsf", "maf"])
+def test_a_one_dimensional_flow_guide_starts_as_a_normal(kind):
+    """One latent dimension has no autoregressive network: zuko keeps the layer's
+    parameters in the layer, and they start at zero too."""
+
+    def one_latent():
+        pyro.sample("m", dist.Normal(0.0, 1.0))
+
+    guide = make_guide(kind, one_latent, init_scale=0.3)
+    guide()
+    q = guide.get_posterior()
+    z = torch.linspace(-2.0, 2.0, 9).unsqueeze(-1)
+    normal = dist.Normal(q.loc, 0.3).to_event(1)
+    torch.testing.assert_close(q.log_prob(z), normal.log_prob(z), rtol=1e-5, atol=1e-5)
