@@ -12,10 +12,11 @@ names its family (``registry.register(..., family="latent")``); :func:`of_model`
 * ``boltzmann``: restricted Boltzmann machines;
 * ``energy``: continuous energy-based models;
 * ``score``: score models;
-* ``flow``: normalizing flows with an exact log-likelihood.
+* ``flow``: normalizing flows with an exact log-likelihood;
+* ``autoregressive``: MADE and PixelCNN, exact likelihoods of discrete values.
 """
 
-from . import boltzmann, conditional, diffusion, energy, flow, latent, score, semisupervised
+from . import autoregressive, boltzmann, conditional, diffusion, energy, flow, latent, score, semisupervised
 from .base import Evaluation, Family, RunContext, get, names, of_model, register, unregister
 from .options import Option, options_from
 
@@ -38,4 +39,5 @@ __all__ = [
     "energy",
     "score",
     "flow",
+    "autoregressive",
 ]

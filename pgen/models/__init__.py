@@ -2,7 +2,9 @@
 
 ``VAE`` (``pgen.models.vae``), ``CVAE`` and its deterministic ``Baseline``
 (``pgen.models.cvae``), ``Diffusion`` (``pgen.models.diffusion``), ``AutoregressiveVAE``
-with its MADE decoder (``pgen.models.made``), ``PPCA`` (``pgen.models.ppca``, the
+with its MADE decoder (``pgen.models.made``), the autoregressive densities ``MADEDensity``
+and ``PixelCNN`` (``pgen.models.autoregressive``), the flows ``RealNVP``, ``MAF`` and ``NSF``
+(``pgen.models.flows``), ``PPCA`` (``pgen.models.ppca``, the
 exact-likelihood oracle), the plain networks in ``pgen.models.nets`` and the name registry
 the CLI uses. Energy-based models: ``BoltzmannMachine``, ``EnergyMLP`` and ``ProductOfExperts``
 (``pgen.models.ebm``) and ``RBM``
@@ -15,6 +17,7 @@ and rebuilt by :func:`save_model` and :func:`load_model`.
 """
 
 from . import nets, protocols, registry
+from .autoregressive import MADEDensity, PixelCNN
 from .cvae import CVAE, Baseline
 from .diffusion import Diffusion
 from .ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
@@ -44,6 +47,8 @@ __all__ = [
     "RealNVP",
     "MAF",
     "NSF",
+    "MADEDensity",
+    "PixelCNN",
     "nets",
     "registry",
     "protocols",

@@ -35,31 +35,68 @@ from .nets import ACTIVATIONS
 from .protocols import configured
 from .vae import VAE
 
-__all__ = ["MADE", "AutoregressiveBernoulli", "AutoregressiveVAE"]
+__all__ = ["MADE", "AutoregressiveBernoulli", "AutoregressiveVAE", "order_of"]
 
 
 class _MaskedLinear(nn.Linear):
-    def __init__(self, in_features: int, out_features: int, mask: torch.Tensor, bias: bool = True):
+    """A linear layer with one of several fixed connectivity masks ``(K, out, in)``."""
+
+    def __init__(self, in_features: int, out_features: int, masks: torch.Tensor, bias: bool = True):
         super().__init__(in_features, out_features, bias=bias)
-        self.register_buffer("mask", mask.to(self.weight.dtype), persistent=False)
+        masks = masks if masks.dim() == 3 else masks.unsqueeze(0)
+        self.register_buffer("masks", masks.to(self.weight.dtype), persistent=False)
+        self.which = 0
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.masks[self.which]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
+def order_of(dim: int, order: str | Sequence[int], seed: int = 0) -> torch.Tensor:
+    """The variables in the order they are generated: ``"natural"`` (0, 1, ..., D-1),
+    ``"reverse"``, ``"random"`` (a permutation drawn with ``seed``), or an explicit
+    permutation of ``range(dim)``."""
+    if isinstance(order, str):
+        order = check_choice("order", order, ("natural", "reverse", "random"))
+        if order == "natural":
+            return torch.arange(dim)
+        if order == "reverse":
+            return torch.arange(dim - 1, -1, -1)
+        return torch.randperm(dim, generator=torch.Generator().manual_seed(seed))
+    perm = torch.as_tensor(list(order), dtype=torch.long)
+    if perm.shape != (dim,) or not torch.equal(perm.sort().values, torch.arange(dim)):
+        raise ValueError(f"order must be a permutation of range({dim}); got {list(order)}")
+    return perm
+
+
 class MADE(nn.Module):
-    """Autoregressive logits ``(..., dim)`` of ``x`` given a context ``c``: output ``d``
-    depends on ``x[..., :d]`` and ``c`` only (the natural order).
+    """Autoregressive outputs of ``x`` given a context ``c``: the outputs of variable
+    ``order[t]`` depend on the variables ``order[:t]`` and ``c`` only.
 
     Args:
         dim: the number of variables D (>= 2).
         hidden: hidden layer widths (each >= D - 1, so every degree has a unit).
         context_dim: the size of the context ``c`` (0 for none).
         activation: hidden activation.
+        orders: one or several generation orders (permutations of ``range(dim)``; default:
+            the natural order). With several (an order-agnostic ensemble, Germain et al.
+            2015, sec. 3.3), the weights are shared and :meth:`use_order` picks the masks.
+        classes: outputs per variable: 1 gives ``(..., dim)``, more ``(..., dim, classes)``
+            (logits of a categorical per variable).
     """
 
     def __init__(
-        self, dim: int, hidden: Sequence[int] = (256,), context_dim: int = 0, activation: str = "relu"
+        self,
+        dim: int,
+        hidden: Sequence[int] = (256,),
+        context_dim: int = 0,
+        activation: str = "relu",
+        *,
+        orders: Sequence[torch.Tensor] | None = None,
+        classes: int = 1,
     ):
         super().__init__()
         self.dim = check_int("dim", dim, minimum=2)
@@ -70,19 +107,46 @@ class MADE(nn.Module):
                 f"per degree); got {hidden}"
             )
         self.context_dim = check_int("context_dim", context_dim, minimum=0)
+        self.classes = check_int("classes", classes, minimum=1)
         self.act = ACTIVATIONS[check_choice("activation", activation, ACTIVATIONS)]()
-        degrees_in = torch.arange(1, dim + 1)
+        orders = [torch.arange(dim)] if orders is None else [order_of(dim, o) for o in orders]
+        self.orders = torch.stack(orders)
+        # degree of variable d = its position in the order, 1..D
+        degrees_in = torch.stack(
+            [torch.empty(dim, dtype=torch.long).scatter_(0, o, torch.arange(1, dim + 1)) for o in orders]
+        )
         layers, previous = [], degrees_in
         for width in hidden:
-            degrees = torch.arange(width) % (dim - 1) + 1
-            layers.append(_MaskedLinear(len(previous), width, degrees[:, None] >= previous[None, :]))
+            degrees = (torch.arange(width) % (dim - 1) + 1).expand(len(orders), width)
+            layers.append(
+                _MaskedLinear(previous.shape[1], width, degrees[:, :, None] >= previous[:, None, :])
+            )
             previous = degrees
         self.hidden_layers = nn.ModuleList(layers)
-        self.out = _MaskedLinear(len(previous), dim, degrees_in[:, None] > previous[None, :])
-        self.direct = _MaskedLinear(dim, dim, degrees_in[:, None] > degrees_in[None, :], bias=False)
+        out_degrees = degrees_in.repeat_interleave(self.classes, dim=1)  # (K, dim * classes)
+        self.out = _MaskedLinear(
+            previous.shape[1], dim * self.classes, out_degrees[:, :, None] > previous[:, None, :]
+        )
+        self.direct = _MaskedLinear(
+            dim, dim * self.classes, out_degrees[:, :, None] > degrees_in[:, None, :], bias=False
+        )
         if self.context_dim:
             self.context_hidden = nn.Linear(self.context_dim, hidden[0])
-            self.context_out = nn.Linear(self.context_dim, dim)
+            self.context_out = nn.Linear(self.context_dim, dim * self.classes)
+
+    @property
+    def num_orders(self) -> int:
+        return len(self.orders)
+
+    def use_order(self, k: int) -> None:
+        """Use the masks of the ``k``-th order from now on."""
+        for layer in (*self.hidden_layers, self.out, self.direct):
+            layer.which = k
+
+    @property
+    def order(self) -> torch.Tensor:
+        """The generation order now in use."""
+        return self.orders[self.out.which]
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         if (context is None) != (self.context_dim == 0):
@@ -98,7 +162,7 @@ class MADE(nn.Module):
         out = self.out(h) + self.direct(x)
         if context is not None:
             out = out + self.context_out(context)
-        return out
+        return out if self.classes == 1 else out.unflatten(-1, (self.dim, self.classes))
 
 
 class AutoregressiveBernoulli(TorchDistribution):

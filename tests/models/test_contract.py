@@ -43,6 +43,11 @@ FACTORIES = {
         pgen.models.NSF(6, transforms=2, hidden=(8,), bins=4, data_range=(0, 1)),
         torch.rand(6, 6),
     ),
+    "made": lambda: (pgen.models.MADEDensity(6, levels=2, hidden=(8,)), _binary(6, 6)),
+    "pixelcnn": lambda: (
+        pgen.models.PixelCNN(16, levels=5, channels=4, layers=2),
+        pgen.data.dequantize(torch.randint(0, 5, (6, 16)) / 4.0, levels=5),
+    ),
     "cvae": lambda: (
         pgen.models.CVAE(12, latent_dim=3, hidden=(8,), task="class", num_classes=3),
         _binary(6, 12),
