@@ -23,6 +23,7 @@ from .diffusion import Diffusion
 from .ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
 from .flows import MAF, NSF, RealNVP
 from .made import MADE, AutoregressiveVAE
+from .planar import PlanarModel
 from .ppca import PPCA
 from .rbm import RBM
 from .registry import load_model, save_model
@@ -47,6 +48,7 @@ __all__ = [
     "RealNVP",
     "MAF",
     "NSF",
+    "PlanarModel",
     "MADEDensity",
     "PixelCNN",
     "nets",

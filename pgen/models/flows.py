@@ -92,7 +92,7 @@ class FlowModel(ExactLikelihoodModel, nn.Module):
         super().__init__()
         self.data_dim = check_int("data_dim", data_dim, minimum=1)
         self.transforms = check_int("transforms", transforms, minimum=1)
-        self.hidden = check_int_tuple("hidden", hidden)
+        self.hidden = None if hidden is None else check_int_tuple("hidden", hidden)
         if data_range is not None and tuple(float(v) for v in data_range) != (0.0, 1.0):
             raise ValueError(
                 f"data_range must be (0, 1) (images, mapped by the logit) or None; got {data_range}"

@@ -43,6 +43,7 @@ FACTORIES = {
         pgen.models.NSF(6, transforms=2, hidden=(8,), bins=4, data_range=(0, 1)),
         torch.rand(6, 6),
     ),
+    "planar": lambda: (pgen.models.PlanarModel(3, transforms=2), torch.randn(6, 3)),
     "made": lambda: (pgen.models.MADEDensity(6, levels=2, hidden=(8,)), _binary(6, 6)),
     "pixelcnn": lambda: (
         pgen.models.PixelCNN(16, levels=5, channels=4, layers=2),
