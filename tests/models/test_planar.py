@@ -91,7 +91,7 @@ def test_the_planar_density_has_the_gradient_of_its_exact_inverse():
     params = [p for p in m.parameters()]
     grads = torch.autograd.grad(m.log_prob(x).sum(), params)
     eps = 1e-6
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         for i in range(p.numel()):
             with torch.no_grad():
                 flat = p.view(-1)
