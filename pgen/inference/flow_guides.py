@@ -37,23 +37,29 @@ from torch import nn
 
 from ..checks import check_int, check_int_tuple
 
-__all__ = ["FLOW_GUIDES", "AutoZukoFlow", "FlowThenAffine"]
+__all__ = ["FLOW_GUIDES", "AutoZukoFlow", "FlowThenAffine", "zuko_flow"]
 
 FLOW_GUIDES = ("nsf", "maf", "realnvp")
 
 
-def _zuko_flow(kind: str, dim: int, transforms: int, hidden: tuple[int, ...], bins: int) -> nn.Module:
+def zuko_flow(
+    kind: str, dim: int, transforms: int, hidden: tuple[int, ...], bins: int = 8, context: int = 0
+) -> nn.Module:
+    """A zuko NSF, MAF or RealNVP on ``dim`` features (with a ``context`` of that size)
+    whose layers start as the identity: each layer's last linear map is zero (with one
+    feature and no context, zuko keeps the layer's parameters in the layer: all zero)."""
     import zuko
 
+    common = {"transforms": transforms, "hidden_features": hidden, "context": context}
     if kind == "nsf":
-        flow = zuko.flows.NSF(dim, transforms=transforms, hidden_features=hidden, bins=bins)
+        flow = zuko.flows.NSF(dim, bins=bins, **common)
     elif kind == "maf":
-        flow = zuko.flows.MAF(dim, transforms=transforms, hidden_features=hidden)
+        flow = zuko.flows.MAF(dim, **common)
     else:
-        flow = zuko.flows.RealNVP(dim, transforms=transforms, hidden_features=hidden)
-    for layer in flow.transform.transforms:  # the identity at the start (see the module docstring)
+        flow = zuko.flows.RealNVP(dim, **common)
+    for layer in flow.transform.transforms:
         hyper = getattr(layer, "hyper", None)
-        if hyper is None:  # one dimension: the layer's parameters are the transform's own
+        if hyper is None:
             for p in layer.parameters():
                 nn.init.zeros_(p)
             continue
@@ -161,7 +167,7 @@ class AutoZukoFlow(autoguide.AutoContinuous):
             torch.eye(dim, dtype=loc.dtype, device=loc.device), constraints.unit_lower_cholesky
         )
         hidden = self.hidden or (max(32, 4 * dim),) * 2
-        self.flow = _zuko_flow(self.kind, dim, self.transforms, hidden, self.bins).to(
+        self.flow = zuko_flow(self.kind, dim, self.transforms, hidden, self.bins).to(
             dtype=loc.dtype, device=loc.device
         )
         if self.mode_init is not None:

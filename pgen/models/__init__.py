@@ -21,6 +21,7 @@ from .autoregressive import MADEDensity, PixelCNN
 from .cvae import CVAE, Baseline
 from .diffusion import Diffusion
 from .ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
+from .flow_vae import FlowVAE
 from .flows import MAF, NSF, RealNVP
 from .made import MADE, AutoregressiveVAE
 from .planar import PlanarModel
@@ -49,6 +50,7 @@ __all__ = [
     "MAF",
     "NSF",
     "PlanarModel",
+    "FlowVAE",
     "MADEDensity",
     "PixelCNN",
     "nets",

@@ -25,6 +25,16 @@ def _inpaint(cls, **kw):
     return m, hidden, {"y": observed}
 
 
+def _moved(m):
+    """A model whose flows have left their identity start (zero last layers, through
+    which no gradient reaches the layers before them until the first step)."""
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.startswith(("iaf.", "prior_net.")):
+                p.add_(0.1 * torch.randn_like(p))
+    return m
+
+
 FACTORIES = {
     # name -> () -> (model instance, data x[, {"y": condition}])
     "vae": lambda: (pgen.models.VAE(12, latent_dim=3, hidden=(8,)), _binary(6, 12)),
@@ -42,6 +52,10 @@ FACTORIES = {
     "nsf": lambda: (
         pgen.models.NSF(6, transforms=2, hidden=(8,), bins=4, data_range=(0, 1)),
         torch.rand(6, 6),
+    ),
+    "flowvae": lambda: (
+        _moved(pgen.models.FlowVAE(12, latent_dim=3, hidden=(8,), prior_flow=1, flow_hidden=(8,))),
+        _binary(6, 12),
     ),
     "planar": lambda: (pgen.models.PlanarModel(3, transforms=2), torch.randn(6, 3)),
     "made": lambda: (pgen.models.MADEDensity(6, levels=2, hidden=(8,)), _binary(6, 6)),
