@@ -13,10 +13,22 @@ names its family (``registry.register(..., family="latent")``); :func:`of_model`
 * ``energy``: continuous energy-based models;
 * ``score``: score models;
 * ``flow``: normalizing flows with an exact log-likelihood;
-* ``autoregressive``: MADE and PixelCNN, exact likelihoods of discrete values.
+* ``autoregressive``: MADE and PixelCNN, exact likelihoods of discrete values;
+* ``dequantized``: flows trained with variational dequantization.
 """
 
-from . import autoregressive, boltzmann, conditional, diffusion, energy, flow, latent, score, semisupervised
+from . import (
+    autoregressive,
+    boltzmann,
+    conditional,
+    dequantized,
+    diffusion,
+    energy,
+    flow,
+    latent,
+    score,
+    semisupervised,
+)
 from .base import Evaluation, Family, RunContext, get, names, of_model, register, unregister
 from .options import Option, options_from
 
@@ -40,4 +52,5 @@ __all__ = [
     "score",
     "flow",
     "autoregressive",
+    "dequantized",
 ]

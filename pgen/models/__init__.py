@@ -19,6 +19,7 @@ and rebuilt by :func:`save_model` and :func:`load_model`.
 from . import nets, protocols, registry
 from .autoregressive import MADEDensity, PixelCNN
 from .cvae import CVAE, Baseline
+from .dequantize import DequantizedFlow
 from .diffusion import Diffusion
 from .ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
 from .flow_vae import FlowVAE
@@ -51,6 +52,7 @@ __all__ = [
     "NSF",
     "PlanarModel",
     "FlowVAE",
+    "DequantizedFlow",
     "MADEDensity",
     "PixelCNN",
     "nets",

@@ -30,7 +30,7 @@ def _moved(m):
     which no gradient reaches the layers before them until the first step)."""
     with torch.no_grad():
         for name, p in m.named_parameters():
-            if name.startswith(("iaf.", "prior_net.")):
+            if name.startswith(("iaf.", "prior_net.", "dequantizer.")):
                 p.add_(0.1 * torch.randn_like(p))
     return m
 
@@ -56,6 +56,10 @@ FACTORIES = {
     "flowvae": lambda: (
         _moved(pgen.models.FlowVAE(12, latent_dim=3, hidden=(8,), prior_flow=1, flow_hidden=(8,))),
         _binary(6, 12),
+    ),
+    "vdq": lambda: (
+        _moved(pgen.models.DequantizedFlow(4, levels=5, transforms=2, hidden=(8,), dequantizer_hidden=(8,))),
+        pgen.data.dequantize(torch.randint(0, 5, (6, 4)) / 4.0, levels=5),
     ),
     "planar": lambda: (pgen.models.PlanarModel(3, transforms=2), torch.randn(6, 3)),
     "made": lambda: (pgen.models.MADEDensity(6, levels=2, hidden=(8,)), _binary(6, 6)),
