@@ -15,11 +15,22 @@ figure).
 * :func:`mean_field_ising`: coordinate-ascent mean field, checked against log Z by
   enumeration.
 * :func:`score_matching_objectives`: explicit and integration-by-parts score matching.
+* :func:`change_of_variables`, :func:`planar_steps`, :func:`autoregressive_cost`: a
+  flow's log-determinants against autograd and its density's mass, a planar flow layer by
+  layer, and the D passes of autoregressive sampling.
 """
 
 from .collapse import BinaryMarkovChain, CollapseStudy, posterior_collapse
 from .divergences import DIVERGENCES, FitResult, GaussianMixture1D, divergence, fit_gaussian
 from .elbo import ELBODecomposition, IWAECurve, elbo_decomposition, iwae_curve, track_elbo_terms
+from .flows import (
+    AutoregressiveCost,
+    ChangeOfVariables,
+    PlanarSteps,
+    autoregressive_cost,
+    change_of_variables,
+    planar_steps,
+)
 from .gaussians import GaussianApproximations, gaussian_approximations, gaussian_kl
 from .gradients import ESTIMATORS, GradientStudy, gradient_estimates, gradient_variance_curve
 from .meanfield import MeanFieldRun, ising_elbo, ising_log_z, mean_field_ising, random_ising
@@ -27,6 +38,12 @@ from .rate import RateDistortionSweep, rate_distortion_sweep
 from .score import ScoreObjectives, jacobian_trace, score_matching_objectives
 
 __all__ = [
+    "change_of_variables",
+    "ChangeOfVariables",
+    "planar_steps",
+    "PlanarSteps",
+    "autoregressive_cost",
+    "AutoregressiveCost",
     "elbo_decomposition",
     "ELBODecomposition",
     "iwae_curve",

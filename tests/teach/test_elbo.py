@@ -77,6 +77,8 @@ def test_pgen_teach_draws_each_figure(tmp_path, capsys):
         "divergences.png",
         "rate_distortion.png",
         "posterior_collapse.png",
+        "planar_steps.png",
+        "autoregressive_cost.png",
     ):
         assert (tmp_path / name).stat().st_size > 5000
     printed = capsys.readouterr().out
