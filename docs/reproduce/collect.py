@@ -1,7 +1,7 @@
 """Copy the figures of the reproduction runs into docs/ under the names the README uses,
 and print the README's tables from the runs' metrics.json files.
 
-    python docs/reproduce/collect.py demo|compare|energy|diffusion|diffusion_unet|conditional
+    python docs/reproduce/collect.py demo|compare|energy|diffusion|diffusion_unet|conditional|likelihood
 """
 
 from __future__ import annotations
@@ -151,6 +151,34 @@ def conditional() -> None:
         print((RUNS / table / "table.md").read_text())
 
 
+def likelihood() -> None:
+    """The exact-likelihood table (docs/reproduce/likelihood.sh); runs not made yet are
+    left out, with a line saying so."""
+    rows = (
+        ("RealNVP, 6 layers, 500 epochs", "lik/realnvp"),
+        ("MAF, 5 layers, 500 epochs", "lik/maf"),
+        ("NSF, 5 layers, 300 epochs", "lik/nsf"),
+        ("RealNVP + variational dequantization, 500 epochs", "lik/vdq"),
+        ("MADE, 500-500, 200 epochs", "lik/made"),
+        ("PixelCNN, 32 channels, 5 gated layers, 100 epochs", "lik/pixelcnn"),
+        ("MADE, 1000-1000, 100 epochs (mnist5k)", "lik/mnist_made"),
+        ("PixelCNN, 32 channels, 5 gated layers, 15 epochs (mnist5k)", "lik/mnist_pixelcnn"),
+        ("VAE, IAF posterior (2 layers) + MAF prior (2), 100 epochs (mnist5k)", "lik/mnist_flowvae"),
+    )
+    for name, run in rows:
+        if not (RUNS / run / "metrics.json").exists():
+            print(f"(no runs/{run}/metrics.json: not made yet)")
+            continue
+        m = metrics(run)
+        wall = json.loads((RUNS / run / "history.json").read_text())["wall_time"]
+        kind = "exact" if m.get("exact") else f"IS, K={m['num_samples']}"
+        bound = "" if m.get("exact") else f" (bound {m['elbo']:.2f})"
+        print(
+            f"| {name} | {m['log_likelihood']:.2f} ± {m['log_likelihood_se']:.2f}{bound} | "
+            f"{m['bits_per_dim']:.3f} | {kind} | {wall:.0f} s |"
+        )
+
+
 if __name__ == "__main__":
     {
         "demo": demo,
@@ -159,4 +187,5 @@ if __name__ == "__main__":
         "diffusion": diffusion,
         "diffusion_unet": diffusion_unet,
         "conditional": conditional,
+        "likelihood": likelihood,
     }[sys.argv[1]]()
