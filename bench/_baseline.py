@@ -1,6 +1,8 @@
 """The hand-written PyTorch VAE step the benchmarks measure pgen against, and the
 minibatches they draw."""
 
+import statistics
+
 import torch
 from torch.nn import functional as F
 
@@ -26,3 +28,23 @@ def full_batches(n: int, batch: int, seed: int):
         perm = torch.randperm(n, generator=g)
         for i in range(0, n - batch + 1, batch):
             yield perm[i : i + batch]
+
+
+def rotating_medians(methods: dict, rounds: int, warmup: int) -> dict[str, float]:
+    """Run each of ``methods`` (name -> () -> step times) ``rounds`` times, in an order
+    rotated each round so that no method always runs first, and return each one's median
+    over rounds of the median step time after ``warmup`` steps."""
+    names = list(methods)
+    medians = {k: [] for k in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            medians[name].append(statistics.median(methods[name]()[warmup:]))
+    return {name: statistics.median(v) for name, v in medians.items()}
+
+
+def print_ratios(title: str, medians: dict[str, float], width: int = 28) -> None:
+    """Each method's median step time in ms and its ratio to the first (the baseline)."""
+    base = next(iter(medians.values()))
+    print(f"\n  {title}")
+    for name, v in medians.items():
+        print(f"    {name:{width}s} {1e3 * v:7.2f} ms  {v / base:5.2f}x")

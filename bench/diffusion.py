@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import time
 
 import torch
-from _baseline import full_batches
+from _baseline import full_batches, print_ratios, rotating_medians
 
 import pgen
 from pgen.eval.quality import frechet_distance, nearest_neighbour_distance
@@ -111,16 +110,7 @@ def main():
             "pgen.fit": functools.partial(pgen_fit, x, loss, args.steps),
             "pgen.fit (jit=True)": functools.partial(pgen_fit, x, loss, args.steps, True),
         }
-        names = list(methods)
-        medians = {k: [] for k in names}
-        for r in range(args.rounds):
-            for name in names[r % len(names) :] + names[: r % len(names)]:
-                medians[name].append(statistics.median(methods[name]()[args.warmup :]))
-        base = statistics.median(medians[names[0]])
-        print(f"\n  loss={loss}")
-        for name in names:
-            v = statistics.median(medians[name])
-            print(f"    {name:28s} {1e3 * v:7.2f} ms  {v / base:5.2f}x")
+        print_ratios(f"loss={loss}", rotating_medians(methods, args.rounds, args.warmup), 28)
 
     torch.manual_seed(0)
     m = Diffusion(x.shape[1], timesteps=T, image_shape=(8, 8))

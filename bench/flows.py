@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import time
 
 import torch
-from _baseline import full_batches
+from _baseline import full_batches, print_ratios, rotating_medians
 
 import pgen
 from pgen.models import NSF, PixelCNN, RealNVP
@@ -96,16 +95,7 @@ def main():
             "torch loop [baseline]": functools.partial(hand_written, x, name, args.steps),
             "pgen.fit": functools.partial(pgen_fit, x, name, args.steps),
         }
-        names = list(methods)
-        medians = {k: [] for k in names}
-        for r in range(args.rounds):
-            for method in names[r % len(names) :] + names[: r % len(names)]:
-                medians[method].append(statistics.median(methods[method]()[args.warmup :]))
-        base = statistics.median(medians[names[0]])
-        print(f"\n  {name}")
-        for method in names:
-            v = statistics.median(medians[method])
-            print(f"    {method:24s} {1e3 * v:7.2f} ms  {v / base:5.2f}x")
+        print_ratios(name, rotating_medians(methods, args.rounds, args.warmup), 24)
 
     print("\nPixelCNN (32 channels, 5 gated layers), binary images, 1 thread")
     print("  pixels   draws/s   log-likelihood images/s   ratio")

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 
-import pyro
 import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import nn
@@ -45,6 +44,7 @@ from .. import rng
 from ..checks import check_choice, check_int, check_int_tuple
 from ..data.validate import check_data
 from . import registry
+from .flows import ObservedOnly
 from .made import MADE, order_of
 from .protocols import ExactLikelihoodModel, configured
 
@@ -85,12 +85,14 @@ class _Density(TorchDistribution):
         return self.owner._draw(max(1, math.prod(shape))).reshape(*shape, *self.event_shape)
 
 
-class DiscreteAutoregressive(ExactLikelihoodModel, nn.Module):
+class DiscreteAutoregressive(ObservedOnly, ExactLikelihoodModel, nn.Module):
     """What MADE and PixelCNN share: the data as levels, the exact log-likelihood from
     one pass of :meth:`logits`, sequential sampling and completion (module docstring).
 
     Subclasses give :meth:`logits` (``(N, D, levels)`` from levels ``(N, D)``) and
     :attr:`order` (the generation order, a permutation of ``range(D)``)."""
+
+    pyro_name = "autoregressive"
 
     def __init__(self, data_dim: int, levels: int):
         super().__init__()
@@ -145,16 +147,6 @@ class DiscreteAutoregressive(ExactLikelihoodModel, nn.Module):
 
     def distribution(self) -> _Density:
         return _Density(self)
-
-    def model(self, x=None, *, y=None, n=None):
-        """``x ~ P(x)`` for each example in ``pyro.plate("data")``; no latent variables."""
-        pyro.module("autoregressive", self)
-        n = len(x) if x is not None else (n or 1)
-        with pyro.plate("data", n):
-            return pyro.sample("obs", self.distribution(), obs=x)
-
-    def guide(self, x=None, *, y=None, n=None):
-        """No latent variables: the guide is empty."""
 
     @torch.no_grad()
     def _complete_levels(self, k: torch.Tensor, start: int) -> torch.Tensor:

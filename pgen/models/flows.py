@@ -36,7 +36,7 @@ from ..data.validate import check_data
 from . import registry
 from .protocols import ExactLikelihoodModel, configured
 
-__all__ = ["FlowModel", "RealNVP", "MAF", "NSF", "FlowDistribution", "LOGIT_LAMBDA"]
+__all__ = ["ObservedOnly", "FlowModel", "RealNVP", "MAF", "NSF", "FlowDistribution", "LOGIT_LAMBDA"]
 
 LOGIT_LAMBDA = 1e-6
 
@@ -77,7 +77,25 @@ class FlowDistribution(TorchDistribution):
         return lp.expand(torch.broadcast_shapes(lp.shape, self.batch_shape))
 
 
-class FlowModel(ExactLikelihoodModel, nn.Module):
+class ObservedOnly:
+    """The Pyro pair of a model without latent variables: ``obs`` in
+    ``pyro.plate("data")`` under ``self.distribution()``, whose ``log_prob`` is the exact
+    likelihood, and an empty guide. The ELBO of such a pair is its log-likelihood."""
+
+    pyro_name = "density"
+
+    def model(self, x=None, *, y=None, n=None):
+        """``x ~ p(x)`` for each example in ``pyro.plate("data")``; with ``x=None``, ``n`` draws."""
+        pyro.module(self.pyro_name, self)
+        n = len(x) if x is not None else (n or 1)
+        with pyro.plate("data", n):
+            return pyro.sample("obs", self.distribution(), obs=x)
+
+    def guide(self, x=None, *, y=None, n=None):
+        """No latent variables: the guide is empty."""
+
+
+class FlowModel(ObservedOnly, ExactLikelihoodModel, nn.Module):
     """The model around a zuko flow (see the module docstring); subclasses choose it.
 
     Args:
@@ -100,6 +118,8 @@ class FlowModel(ExactLikelihoodModel, nn.Module):
         self.data_range = None if data_range is None else (0.0, 1.0)
         self.flow = self._build()
 
+    pyro_name = "flow"
+
     def _build(self) -> nn.Module:  # pragma: no cover - each subclass builds its flow
         raise NotImplementedError
 
@@ -116,16 +136,6 @@ class FlowModel(ExactLikelihoodModel, nn.Module):
     def distribution(self) -> FlowDistribution:
         """The exact distribution of one example."""
         return FlowDistribution(self.flow(), self._pre())
-
-    def model(self, x=None, *, y=None, n=None):
-        """``x ~ p(x)`` for each example in ``pyro.plate("data")``; with ``x=None``, ``n`` draws."""
-        pyro.module("flow", self)
-        n = len(x) if x is not None else (n or 1)
-        with pyro.plate("data", n):
-            return pyro.sample("obs", self.distribution(), obs=x)
-
-    def guide(self, x=None, *, y=None, n=None):
-        """No latent variables: the guide is empty."""
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """The exact :math:`\\log p(x)` of each example, in nats."""
