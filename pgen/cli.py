@@ -194,6 +194,15 @@ def _add_evaluate_and_sample(commands) -> None:
     evaluate.add_argument("--batch-size", type=int, default=100)
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.add_argument(
+        "--quality",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also draw N samples and score them against the test images: Frechet distance, "
+        "Inception-Score analogue, precision/recall, density/coverage and memorization, on the "
+        "features of a classifier trained on the data set (cached in runs/.features)",
+    )
+    evaluate.add_argument(
         "--checkpoint", action="store_true", help="an interrupted run: use its last checkpoint"
     )
     _family_flags(evaluate, "evaluate_options")

@@ -106,6 +106,7 @@ def _evaluate(args) -> None:
             progress=not args.no_progress,
             checkpoint=args.checkpoint,
             device=args.device,
+            quality=args.quality,
             **options,
         )
     except runs.MetricsNotWritten as error:
@@ -114,6 +115,14 @@ def _evaluate(args) -> None:
         raise
     for line in families.get(metrics["family"]).summary(metrics):
         print(line)
+    if "quality" in metrics:
+        q = metrics["quality"]
+        print(
+            f"{q['n']} samples on the features of the {q['features']}: Frechet distance "
+            f"{q['frechet_distance']:.2f}, IS {q['inception_score']:.2f}, precision {q['precision']:.3f}, "
+            f"recall {q['recall']:.3f}, density {q['density']:.3f}, coverage {q['coverage']:.3f}, "
+            f"memorization ratio {q['memorization_ratio']:.2f}"
+        )
     if metrics.get("from_checkpoint"):
         print("(the model of the run's last checkpoint: its training was interrupted)")
     print(f"all metrics in {Path(args.run) / 'metrics.json'}")

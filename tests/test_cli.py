@@ -341,3 +341,21 @@ def test_exact_likelihood_runs_made_pixelcnn_and_a_flow(tmp_path, capsys):
     np.testing.assert_allclose(done[:, :24], np.floor(test[:, :24].numpy() * 17) / 16, atol=1e-6)
     assert main(["sample", str(tmp_path / "pc"), "-n", "5", "--given-rows", "9"]) == 2
     assert "given_rows must be between 0 and the image's 8 rows" in capsys.readouterr().err
+
+
+def test_evaluate_quality_scores_samples_on_learned_features(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PGEN_CACHE", str(tmp_path / "features"))
+    run = tmp_path / "run"
+    assert _train(run, "--epochs", "2") == 0
+    assert main(["evaluate", str(run), "--num-samples", "5", "--quality", "150", "--no-progress"]) == 0
+    q = json.loads((run / "metrics.json").read_text())["quality"]
+    assert q["n"] == 150 and q["frechet_distance"] > 0 and 1 <= q["inception_score"] <= 10
+    assert all(0 <= q[k] <= 1 for k in ("precision", "recall", "coverage"))
+    assert "Frechet distance" in capsys.readouterr().out
+    assert len(list((tmp_path / "features").iterdir())) == 1  # the classifier, cached
+    toy = tmp_path / "toy"
+    assert (
+        main(["train", "realnvp", "--data", "moons", "--steps", "5", "--no-progress", "--out", str(toy)]) == 0
+    )
+    assert main(["evaluate", str(toy), "--quality", "10", "--no-progress"]) == 2
+    assert "quality metrics need image data" in capsys.readouterr().err

@@ -57,6 +57,29 @@ def on_device(model: torch.nn.Module, device):
         model.to("cpu")
 
 
+def _sample_quality(folder, cfg, m, family, n: int, seed: int, device) -> dict:
+    from ..data import info
+    from ..eval.features import sample_quality
+
+    meta = info(cfg["data"]["name"], cfg["data"].get("path"))
+    if meta.kind != "image":
+        raise ValueError(
+            f"quality metrics need image data with labels (a feature classifier is trained on them); "
+            f"{cfg['data']['name']} is {meta.kind} data"
+        )
+    run = families.RunContext(folder.path, cfg, m)
+    with on_device(m, device):
+        draws, _ = family.sample(run, n=n, seed=seed)
+    train = run.split("train")
+    return sample_quality(
+        draws.detach().cpu().reshape(len(draws), -1).clamp(0, 1),
+        cfg["data"]["name"],
+        path=cfg["data"].get("path"),
+        reference=run.split("test").x,
+        train=train.x if train.fixed is None else train.fixed(train.x),
+    )
+
+
 def evaluate(
     run_dir: str | Path,
     *,
@@ -67,6 +90,7 @@ def evaluate(
     progress: bool = True,
     checkpoint: bool = False,
     device=None,
+    quality: int = 0,
     **options,
 ) -> dict:
     """Evaluate a run with its family's estimators; write ``metrics.json`` and any figure
@@ -79,7 +103,9 @@ def evaluate(
     score model: its test objective and the distance of its samples to the test data.
     ``*_se`` are standard errors over examples. With ``checkpoint``, an interrupted run is
     evaluated at its last checkpoint. ``device`` runs the evaluation there
-    (:func:`on_device`).
+    (:func:`on_device`). With ``quality`` > 0, that many samples are also drawn (as ``pgen
+    sample`` draws them) and scored by :func:`pgen.eval.features.sample_quality` against
+    the run's test and training splits, on image data sets with labels (``metrics["quality"]``).
 
     Raises:
         MetricsNotWritten: the folder could not take ``metrics.json`` after the work was
@@ -106,6 +132,9 @@ def evaluate(
             **options,
         )
     metrics = {**result.metrics, "from_checkpoint": folder.state != "finished"}
+    quality = check_int("quality", quality, minimum=0)
+    if quality:
+        metrics["quality"] = _sample_quality(folder, cfg, m, family, quality, seed, device)
     try:
         from .. import plot
 

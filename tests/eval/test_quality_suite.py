@@ -15,7 +15,9 @@ def _modes(n, centres, seed):
     return centres[which] + 0.05 * torch.randn(n, 2, generator=g)
 
 
-CENTRES = torch.tensor([[math.cos(a), math.sin(a)] for a in np.linspace(0, 2 * math.pi, 8, endpoint=False)]) * 4
+CENTRES = (
+    torch.tensor([[math.cos(a), math.sin(a)] for a in np.linspace(0, 2 * math.pi, 8, endpoint=False)]) * 4
+)
 
 
 def test_identical_sets_have_full_precision_recall_and_coverage():
@@ -71,7 +73,7 @@ def test_inception_score_ranges_from_one_to_the_number_of_classes():
 def test_copies_of_the_training_set_are_flagged_as_memorized():
     train, held_out = _modes(500, CENTRES, 0), _modes(200, CENTRES, 1)
     copies = memorization(train[:300], train, held_out)
-    assert copies.ratio == 0.0 and copies.copies == 1.0
+    assert copies.ratio < 1e-6 and copies.copies == 1.0
     fresh = memorization(_modes(300, CENTRES, 2), train, held_out)
     assert 0.7 < fresh.ratio < 1.4 and fresh.copies < 0.05
 
@@ -82,3 +84,28 @@ def test_bad_input_names_what_is_wrong():
         precision_recall(x, x, k=10)
     with pytest.raises(ValueError, match="samples have 2 features but reference has 3"):
         density_coverage(x, torch.zeros(10, 3))
+
+
+def test_feature_network_is_trained_once_and_scores_real_digits_as_real(tmp_path):
+    import pgen
+    from pgen.eval.features import feature_network, sample_quality
+
+    net = feature_network("digits", cache_dir=tmp_path)
+    assert net.test_accuracy > 0.9  # measured 0.96
+    assert len(list(tmp_path.iterdir())) == 1
+    again = feature_network("digits", cache_dir=tmp_path)  # from the file
+    x_test, _ = pgen.data.load("digits", "test")
+    torch.testing.assert_close(net.features(x_test), again.features(x_test))
+
+    real = sample_quality(x_test, "digits", cache_dir=tmp_path)
+    assert real["frechet_distance"] < 1e-6 and real["precision"] == 1.0 and real["recall"] == 1.0
+    x_train, _ = pgen.data.load("digits", "train")
+    copied = sample_quality(x_train[:300], "digits", cache_dir=tmp_path)
+    assert copied["memorization_ratio"] < 1e-3 and copied["near_copies"] == 1.0
+    # uniform noise: worse on every count than real digits (measured: FD 134 against 3.4,
+    # IS 2.3 against 9.1, precision 0.42, recall 0.13, density 0.24, coverage 0.25 against
+    # about 0.9-1.0; k-NN precision is the most lenient, as Naeem et al. point out)
+    noise = sample_quality(torch.rand(300, 64), "digits", cache_dir=tmp_path)
+    assert noise["frechet_distance"] > 10 * copied["frechet_distance"]
+    for key in ("inception_score", "precision", "recall", "density", "coverage"):
+        assert noise[key] < 0.6 * copied[key], key
