@@ -116,7 +116,8 @@ class SVIEngine:
             guide_trace = poutine.trace(self.guide).get_trace(xb, **kwargs)
             model_trace = poutine.trace(poutine.replay(self.model, trace=guide_trace)).get_trace(xb, **kwargs)
             enumerates = isinstance(self.objective, pyro.infer.TraceEnum_ELBO)
-            check_pair(model_trace, guide_trace, has_data=has_data, enumerates=enumerates)
+            if getattr(self.objective, "traces_guide", True):  # not an adversarial game's generator
+                check_pair(model_trace, guide_trace, has_data=has_data, enumerates=enumerates)
             check_plates(
                 prune_subsample_sites(model_trace),
                 prune_subsample_sites(guide_trace),
