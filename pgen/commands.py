@@ -115,7 +115,7 @@ def _evaluate(args) -> None:
         raise
     for line in families.get(metrics["family"]).summary(metrics):
         print(line)
-    if "quality" in metrics:
+    if args.quality and "quality" in metrics:
         q = metrics["quality"]
         print(
             f"{q['n']} samples on the features of the {q['features']}: Frechet distance "

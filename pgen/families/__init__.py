@@ -14,10 +14,12 @@ names its family (``registry.register(..., family="latent")``); :func:`of_model`
 * ``score``: score models;
 * ``flow``: normalizing flows with an exact log-likelihood;
 * ``autoregressive``: MADE and PixelCNN, exact likelihoods of discrete values;
-* ``dequantized``: flows trained with variational dequantization.
+* ``dequantized``: flows trained with variational dequantization;
+* ``adversarial``: GANs, trained by the adversarial game.
 """
 
 from . import (
+    adversarial,
     autoregressive,
     boltzmann,
     conditional,
@@ -53,4 +55,5 @@ __all__ = [
     "flow",
     "autoregressive",
     "dequantized",
+    "adversarial",
 ]

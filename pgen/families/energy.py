@@ -63,20 +63,29 @@ def log_z_summary(m: dict) -> str:
 
 
 class ContrastiveFamily(Family):
-    """Models trained by contrastive divergence (``EnergyModel.contrastive_divergence``)."""
+    """Models trained by an objective that a method of the model builds: contrastive
+    divergence here (``EnergyModel.contrastive_divergence``); the adversarial family's
+    game (``GAN.adversarial``) the same way. ``objective`` names the method; its options
+    are the run's ``objective_args``."""
 
     objective = "contrastive_divergence"
+    objective_words = "contrastive divergence"
     objectives = ()
     train_quantity = "contrastive gap (nats per example)"
 
+    def _method(self, model_name: str):
+        from ..models import registry
+
+        return getattr(registry.get(model_name).cls, self.objective)
+
     def objective_options(self, spec):
-        return options_from(spec.cls.contrastive_divergence)
+        return options_from(getattr(spec.cls, self.objective))
 
     def check_objective(self, model_name, objective):
         if objective is not None and objective != self.objective:
             names = " and ".join(o.flag for o in self.objective_options_of(model_name)[:2])
             raise ValueError(
-                f"{model_name} trains by contrastive divergence: choose its options ({names}, ...), "
+                f"{model_name} trains by {self.objective_words}: choose its options ({names}, ...), "
                 f"not --objective {objective}"
             )
         return self.objective
@@ -87,20 +96,18 @@ class ContrastiveFamily(Family):
         return self.objective_options(registry.get(model_name))
 
     def complete_objective_args(self, model_name: str, given: dict) -> dict:
-        """Every option of ``contrastive_divergence``, defaults included (a run records all)."""
-        from ..models import registry
-
-        method = registry.get(model_name).cls.contrastive_divergence
+        """Every option of the objective's method, defaults included (a run records all)."""
+        method = self._method(model_name)
         defaults = {k: p.default for k, p in inspect.signature(method).parameters.items() if k != "self"}
         unknown = sorted(set(given) - set(defaults))
         if unknown:
             raise ValueError(
-                f"unknown contrastive divergence arguments {unknown}; allowed: {sorted(defaults)}"
+                f"unknown {self.objective_words} arguments {unknown}; allowed: {sorted(defaults)}"
             )
         return {**defaults, **given}
 
     def build_objective(self, model, cfg):
-        return model.contrastive_divergence(**cfg["objective_args"])
+        return getattr(model, self.objective)(**cfg["objective_args"])
 
     def train_summary(self, model, history):
         gap = history["train_elbo"][-1]

@@ -204,7 +204,9 @@ class Adversarial(pyro.infer.ELBO):
         return float(value.detach()) * scale * len(real)
 
     def differentiable_loss(self, model, guide, *args, **kwargs):  # pragma: no cover - not a bound
-        raise NotImplementedError("the adversarial game has no single differentiable loss; use loss_and_grads")
+        raise NotImplementedError(
+            "the adversarial game has no single differentiable loss; use loss_and_grads"
+        )
 
     def _get_trace(self, model, guide, args, kwargs):  # pragma: no cover - Pyro's abstract hook
         raise NotImplementedError("an adversarial objective does not trace a guide")

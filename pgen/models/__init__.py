@@ -24,6 +24,7 @@ from .diffusion import Diffusion
 from .ebm import BoltzmannMachine, EnergyMLP, ProductOfExperts
 from .flow_vae import FlowVAE
 from .flows import MAF, NSF, RealNVP
+from .gan import GAN, LSGAN, WGAN
 from .made import MADE, AutoregressiveVAE
 from .planar import PlanarModel
 from .ppca import PPCA
@@ -53,6 +54,9 @@ __all__ = [
     "PlanarModel",
     "FlowVAE",
     "DequantizedFlow",
+    "GAN",
+    "WGAN",
+    "LSGAN",
     "MADEDensity",
     "PixelCNN",
     "nets",

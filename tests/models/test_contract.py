@@ -61,6 +61,13 @@ FACTORIES = {
         _moved(pgen.models.DequantizedFlow(4, levels=5, transforms=2, hidden=(8,), dequantizer_hidden=(8,))),
         pgen.data.dequantize(torch.randint(0, 5, (6, 4)) / 4.0, levels=5),
     ),
+    "gan": lambda: (pgen.models.GAN(12, latent_dim=3, hidden=(8,)), _binary(6, 12)),
+    "wgan": lambda: (pgen.models.WGAN(2, latent_dim=2, hidden=(8,), output="linear"), torch.randn(6, 2)),
+    "lsgan": lambda: (
+        pgen.models.LSGAN(16, latent_dim=3, architecture="dcgan", channels=2, num_classes=3),
+        torch.rand(6, 16),
+        {"y": torch.tensor([0, 1, 2, 0, 1, 2])},
+    ),
     "planar": lambda: (pgen.models.PlanarModel(3, transforms=2), torch.randn(6, 3)),
     "made": lambda: (pgen.models.MADEDensity(6, levels=2, hidden=(8,)), _binary(6, 6)),
     "pixelcnn": lambda: (
@@ -175,8 +182,16 @@ def test_sites_live_in_the_data_plate(case):
         assert model_trace.nodes["obs"]["is_observed"]
 
 
+def _objective(m):
+    """The model's own objective where it has one (a GAN's game), else the ELBO."""
+    return m.adversarial() if hasattr(m, "adversarial") else ELBO()
+
+
 def test_elbo_is_finite_also_with_batched_particles(case):
     _, m, x, kw = case
+    if hasattr(m, "adversarial"):  # a generator has no ELBO: its game's loss instead
+        assert torch.isfinite(torch.tensor(m.adversarial().loss(m.model, m.guide, x, **kw)))
+        return
     assert torch.isfinite(torch.tensor(ELBO().loss(m.model, m.guide, x, **kw)))
     guide_trace = poutine.trace(m.guide).get_trace(x, **kw)
     reparameterized = all(s["fn"].has_rsample for s in guide_trace.nodes.values() if s["type"] == "sample")
@@ -187,6 +202,15 @@ def test_elbo_is_finite_also_with_batched_particles(case):
 
 def test_gradients_reach_every_parameter(case):
     _, m, x, kw = case
+    if hasattr(m, "adversarial"):  # the generator by its gradient, the critic by its own step
+        critic_before = {k: v.clone() for k, v in m.critic.state_dict().items()}
+        with pyro.get_param_store().scope():
+            m.adversarial().loss_and_grads(m.model, m.guide, x, **kw)
+        for name, p in m.generator.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+        moved = [k for k, v in m.critic.state_dict().items() if not torch.equal(v, critic_before[k])]
+        assert moved
+        return
     with pyro.get_param_store().scope():
         loss, surrogate = ELBO().loss_and_surrogate(m.model, m.guide, x, **kw)
         surrogate.backward()
@@ -218,9 +242,9 @@ def test_checkpoint_round_trips_to_identical_outputs(case, tmp_path):
         b = getattr(again, fn)(x, **kw)
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.manual_seed(2)
-    la = ELBO().loss(m.model, m.guide, x, **kw)
+    la = _objective(m).loss(m.model, m.guide, x, **kw)
     torch.manual_seed(2)
-    lb = ELBO().loss(again.model, again.guide, x, **kw)
+    lb = _objective(again).loss(again.model, again.guide, x, **kw)
     assert la == lb
 
 
@@ -228,6 +252,7 @@ def test_the_shared_engine_trains_it(case):
     _, m, x, kw = case
     before = {k: v.clone() for k, v in m.state_dict().items()}
     data = (x, kw["y"]) if kw else x
-    result = pgen.fit(m.model, m.guide, data, steps=3, batch_size=3, progress=False)
+    objective = m.adversarial() if hasattr(m, "adversarial") else "elbo"
+    result = pgen.fit(m.model, m.guide, data, steps=3, batch_size=3, progress=False, objective=objective)
     assert result.num_steps == 3 and torch.isfinite(torch.tensor(result.losses)).all()
     assert any(not torch.equal(v, before[k]) for k, v in m.state_dict().items())

@@ -1,0 +1,94 @@
+"""The adversarial family: GANs (``gan``, ``wgan``, ``lsgan``; :mod:`pgen.models.gan`).
+
+Trained by the game the model's ``adversarial(**options)`` builds (its options are the
+run's ``objective_args``: ``--loss``, ``--critic-steps``, ...). A generator has no
+likelihood, so a run is evaluated by its samples: on image data by the suite of
+:func:`pgen.eval.features.sample_quality` (features of a classifier trained on the data
+set); on 2-D toys by the Fréchet distance, nearest-neighbour distance, precision and
+recall on the points themselves. Figures: samples, and for 2-D data the critic's score
+over the plane with data and samples.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import plot
+from ..eval.quality import frechet_distance, nearest_neighbour_distance, precision_recall
+from .base import Evaluation, RunContext, register
+from .energy import ContrastiveFamily
+
+__all__ = ["AdversarialFamily"]
+
+
+@register
+class AdversarialFamily(ContrastiveFamily):
+    name = "adversarial"
+    objective = "adversarial"
+    objective_words = "an adversarial game"
+    image_data = "none"  # grey levels as they are
+    uses_labels = True  # a conditional generator takes them; an unconditional one ignores them
+    train_quantity = "minus the critic's loss (per example; the Wasserstein estimate for wgan)"
+
+    def train_summary(self, model, history):
+        return (
+            f"train: minus the critic's loss {history['train_elbo'][-1]:.3f} per example (not a likelihood)"
+        )
+
+    def _draws(self, run: RunContext, n: int, seed: int, y=None):
+        m = run.model
+        if m.num_classes:
+            y = torch.arange(n) % m.num_classes if y is None else y
+            return m.sample(n, seed=seed, y=y)
+        return m.sample(n, seed=seed)
+
+    def evaluate(self, run: RunContext, *, split, seed, num_samples, **options):
+        from ..eval.features import sample_quality
+
+        x = run.split(split).x
+        x = x.reshape(len(x), -1)
+        n = max(num_samples, 2)
+        draws = self._draws(run, n, seed).reshape(n, -1).cpu()
+        metrics = {**run.header(split, x), "num_samples": n, "exact": False}
+        if run.is_image:
+            train = run.split("train")
+            metrics["quality"] = sample_quality(
+                draws.clamp(0, 1),
+                run.cfg["data"]["name"],
+                path=run.cfg["data"].get("path"),
+                reference=x,
+                train=train.x if train.fixed is None else train.fixed(train.x),
+            )
+        else:
+            precision, recall = precision_recall(draws, x)
+            metrics["quality"] = {
+                "frechet_distance": frechet_distance(draws, x),
+                "nearest_neighbour_distance": nearest_neighbour_distance(draws, x),
+                "precision": precision,
+                "recall": recall,
+            }
+        return Evaluation(metrics)
+
+    def summary(self, metrics: dict) -> list[str]:
+        q = metrics["quality"]
+        words = ", ".join(f"{k} {v:.3f}" for k, v in q.items() if isinstance(v, float))
+        return [f"{metrics['num_samples']} samples against the {metrics['split']} data: {words}"]
+
+    def figures(self, run: RunContext):
+        m, x = run.model, run.split("test").x
+        samples = self._draws(run, 64 if run.is_image else 1000, 0)
+        yield "samples.png", run.draws_figure(samples, "samples")
+        if not run.is_image and x.shape[1] == 2 and not m.num_classes:
+            yield (
+                "critic.png",
+                plot.plot_energy_landscape(
+                    lambda points: -m.critic(points.to(m._zero.dtype)).detach(),
+                    data=x,
+                    samples=samples[:300],
+                    title="the critic's score (higher: judged more like data)",
+                ),
+            )
+
+    def sample(self, run: RunContext, *, n: int, seed: int, **options):
+        draws = self._draws(run, n, seed)
+        return draws, run.draws_figure(draws, f"{n} samples")
