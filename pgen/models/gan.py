@@ -288,9 +288,8 @@ class GAN(nn.Module):
 
 @registry.register("wgan", family="adversarial", reads=("data_dim", "output"), data_args=_data_args)
 class WGAN(GAN):
-    """A GAN whose default game is WGAN-GP with 5 critic steps (Gulrajani et al. 2017).
-
-    Args: as :class:`GAN`."""
+    """A GAN whose default game is WGAN-GP with 5 critic steps (Gulrajani et al. 2017);
+    arguments as :class:`GAN`'s (its docstring is appended below)."""
 
     default_loss = "wgan-gp"
     default_critic_steps = 5
@@ -311,9 +310,8 @@ class WGAN(GAN):
 
 @registry.register("lsgan", family="adversarial", reads=("data_dim", "output"), data_args=_data_args)
 class LSGAN(GAN):
-    """A GAN whose default game is least squares (Mao et al. 2017).
-
-    Args: as :class:`GAN`."""
+    """A GAN whose default game is least squares (Mao et al. 2017); arguments as
+    :class:`GAN`'s (its docstring is appended below)."""
 
     default_loss = "lsgan"
 
@@ -329,3 +327,7 @@ class LSGAN(GAN):
         output: str = "sigmoid",
     ):
         super().__init__(data_dim, latent_dim, hidden, architecture, channels, num_classes, output)
+
+
+for _variant in (WGAN, LSGAN):  # one argument list, documented once
+    _variant.__doc__ = _variant.__doc__ + "\n\n" + GAN.__doc__.split("\n\n", 1)[1]
