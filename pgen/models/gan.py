@@ -289,45 +289,15 @@ class GAN(nn.Module):
 @registry.register("wgan", family="adversarial", reads=("data_dim", "output"), data_args=_data_args)
 class WGAN(GAN):
     """A GAN whose default game is WGAN-GP with 5 critic steps (Gulrajani et al. 2017);
-    arguments as :class:`GAN`'s (its docstring is appended below)."""
+    its constructor and arguments are :class:`GAN`'s."""
 
     default_loss = "wgan-gp"
     default_critic_steps = 5
 
-    @configured
-    def __init__(
-        self,
-        data_dim: int,
-        latent_dim: int = 16,
-        hidden: tuple[int, ...] = (256, 256),
-        architecture: str = "mlp",
-        channels: int = 32,
-        num_classes: int = 0,
-        output: str = "sigmoid",
-    ):
-        super().__init__(data_dim, latent_dim, hidden, architecture, channels, num_classes, output)
-
 
 @registry.register("lsgan", family="adversarial", reads=("data_dim", "output"), data_args=_data_args)
 class LSGAN(GAN):
-    """A GAN whose default game is least squares (Mao et al. 2017); arguments as
-    :class:`GAN`'s (its docstring is appended below)."""
+    """A GAN whose default game is least squares (Mao et al. 2017); its constructor and
+    arguments are :class:`GAN`'s."""
 
     default_loss = "lsgan"
-
-    @configured
-    def __init__(
-        self,
-        data_dim: int,
-        latent_dim: int = 16,
-        hidden: tuple[int, ...] = (256, 256),
-        architecture: str = "mlp",
-        channels: int = 32,
-        num_classes: int = 0,
-        output: str = "sigmoid",
-    ):
-        super().__init__(data_dim, latent_dim, hidden, architecture, channels, num_classes, output)
-
-
-for _variant in (WGAN, LSGAN):  # one argument list, documented once
-    _variant.__doc__ = _variant.__doc__ + "\n\n" + GAN.__doc__.split("\n\n", 1)[1]
