@@ -79,6 +79,7 @@ def test_pgen_teach_draws_each_figure(tmp_path, capsys):
         "posterior_collapse.png",
         "planar_steps.png",
         "autoregressive_cost.png",
+        "gan_game.png",
     ):
         assert (tmp_path / name).stat().st_size > 5000
     printed = capsys.readouterr().out
