@@ -15,7 +15,8 @@ names its family (``registry.register(..., family="latent")``); :func:`of_model`
 * ``flow``: normalizing flows with an exact log-likelihood;
 * ``autoregressive``: MADE and PixelCNN, exact likelihoods of discrete values;
 * ``dequantized``: flows trained with variational dequantization;
-* ``adversarial``: GANs, trained by the adversarial game.
+* ``adversarial``: GANs, trained by the adversarial game;
+* ``wae``: Wasserstein autoencoders (MMD).
 """
 
 from . import (
@@ -30,6 +31,7 @@ from . import (
     latent,
     score,
     semisupervised,
+    wae,
 )
 from .base import Evaluation, Family, RunContext, get, names, of_model, register, unregister
 from .options import Option, options_from
@@ -56,4 +58,5 @@ __all__ = [
     "autoregressive",
     "dequantized",
     "adversarial",
+    "wae",
 ]

@@ -18,7 +18,32 @@ from ..eval.quality import frechet_distance, nearest_neighbour_distance, precisi
 from .base import Evaluation, RunContext, register
 from .energy import ContrastiveFamily
 
-__all__ = ["AdversarialFamily"]
+__all__ = ["AdversarialFamily", "sample_metrics"]
+
+
+def sample_metrics(run: RunContext, draws: torch.Tensor, x: torch.Tensor) -> dict:
+    """Quality of ``draws`` against the data ``x`` of the run's split: on images the
+    feature suite of :func:`pgen.eval.features.sample_quality` (training split for
+    memorization), on other data the Fréchet distance, nearest-neighbour distance,
+    precision and recall of the points themselves."""
+    from ..eval.features import sample_quality
+
+    if run.is_image:
+        train = run.split("train")
+        return sample_quality(
+            draws.clamp(0, 1),
+            run.cfg["data"]["name"],
+            path=run.cfg["data"].get("path"),
+            reference=x,
+            train=train.x if train.fixed is None else train.fixed(train.x),
+        )
+    precision, recall = precision_recall(draws, x)
+    return {
+        "frechet_distance": frechet_distance(draws, x),
+        "nearest_neighbour_distance": nearest_neighbour_distance(draws, x),
+        "precision": precision,
+        "recall": recall,
+    }
 
 
 @register
@@ -43,30 +68,12 @@ class AdversarialFamily(ContrastiveFamily):
         return m.sample(n, seed=seed)
 
     def evaluate(self, run: RunContext, *, split, seed, num_samples, **options):
-        from ..eval.features import sample_quality
-
         x = run.split(split).x
         x = x.reshape(len(x), -1)
         n = max(num_samples, 2)
         draws = self._draws(run, n, seed).reshape(n, -1).cpu()
         metrics = {**run.header(split, x), "num_samples": n, "exact": False}
-        if run.is_image:
-            train = run.split("train")
-            metrics["quality"] = sample_quality(
-                draws.clamp(0, 1),
-                run.cfg["data"]["name"],
-                path=run.cfg["data"].get("path"),
-                reference=x,
-                train=train.x if train.fixed is None else train.fixed(train.x),
-            )
-        else:
-            precision, recall = precision_recall(draws, x)
-            metrics["quality"] = {
-                "frechet_distance": frechet_distance(draws, x),
-                "nearest_neighbour_distance": nearest_neighbour_distance(draws, x),
-                "precision": precision,
-                "recall": recall,
-            }
+        metrics["quality"] = sample_metrics(run, draws, x)
         return Evaluation(metrics)
 
     def summary(self, metrics: dict) -> list[str]:

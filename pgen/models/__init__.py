@@ -33,6 +33,7 @@ from .registry import load_model, save_model
 from .score import ScoreModel
 from .ssvae import SSVAE
 from .vae import VAE
+from .wae import WAE
 
 __all__ = [
     "VAE",
@@ -57,6 +58,7 @@ __all__ = [
     "GAN",
     "WGAN",
     "LSGAN",
+    "WAE",
     "MADEDensity",
     "PixelCNN",
     "nets",

@@ -68,6 +68,7 @@ FACTORIES = {
         torch.rand(6, 16),
         {"y": torch.tensor([0, 1, 2, 0, 1, 2])},
     ),
+    "wae": lambda: (pgen.models.WAE(12, latent_dim=2, hidden=(8,)), torch.rand(6, 12)),
     "planar": lambda: (pgen.models.PlanarModel(3, transforms=2), torch.randn(6, 3)),
     "made": lambda: (pgen.models.MADEDensity(6, levels=2, hidden=(8,)), _binary(6, 6)),
     "pixelcnn": lambda: (
