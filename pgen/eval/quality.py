@@ -49,6 +49,7 @@ __all__ = [
     "inception_score",
     "memorization",
     "Memorization",
+    "mode_coverage",
 ]
 
 
@@ -172,3 +173,21 @@ def memorization(samples, train, held_out) -> Memorization:
     median_held = float(np.median(d_held))
     ratio = float(np.median(d_fake)) / median_held if median_held > 0 else float("nan")
     return Memorization(ratio, float((d_fake <= threshold).mean()), d_fake, d_held)
+
+
+def mode_coverage(
+    samples, centres, sd: float, *, k: float = 3.0, min_share: float = 0.2
+) -> tuple[int, float]:
+    """Modes covered and the high-quality fraction of ``samples`` of a mixture with known
+    ``centres`` ``(M, D)`` and component standard deviation ``sd`` (the measurement of the
+    mode-collapse literature, e.g. Srivastava et al. 2017 on the ring of 8 Gaussians): a
+    sample is of high quality when it lies within ``k`` sd of its nearest centre; a mode
+    is covered when it holds at least ``min_share`` of its equal share (``N / M``) of the
+    high-quality samples. Returns ``(modes covered, high-quality fraction)``."""
+    fake, c = _pair(samples, centres)
+    d = torch.cdist(fake, c)
+    nearest = d.min(1)
+    good = nearest.values <= k * sd
+    counts = torch.bincount(nearest.indices[good], minlength=len(c))
+    covered = int((counts >= min_share * len(fake) / len(c)).sum())
+    return covered, float(good.double().mean())

@@ -373,6 +373,36 @@ def figure_gan(out: Path, seed: int = 0, quick: bool = False) -> dict:
     return {"value": opt.value, "jsd": opt.jsd, "learned_error": error, "simultaneous_growth": grow}
 
 
+def figure_modes(out: Path, seed: int = 0, quick: bool = False) -> dict:
+    """Mode collapse on the ring of 8 Gaussians: modes covered and high-quality fraction
+    over training, and the final samples, for each GAN loss."""
+    import matplotlib.pyplot as plt
+
+    from .. import plot
+    from .games import mode_collapse
+
+    study = mode_collapse(steps=100 if quick else 3000, every=50 if quick else 500, seed=seed)
+    losses = list(study.modes)
+    fig, axes = plt.subplots(1, 2 + len(losses), figsize=(4 * (2 + len(losses)), 3.8))
+    for loss in losses:
+        axes[0].plot(study.steps, study.modes[loss], "o-", label=loss)
+        axes[1].plot(study.steps, study.quality[loss], "o-", label=loss)
+    axes[0].set(xlabel="generator steps", ylabel="modes covered (of 8)", ylim=(-0.3, 8.3))
+    axes[1].set(xlabel="generator steps", ylabel="high-quality fraction (within 3 sd)", ylim=(0, 1))
+    axes[0].legend(fontsize=8)
+    for ax, loss in zip(axes[2:], losses, strict=True):
+        pts = study.samples[loss]
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4)
+        ax.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), aspect="equal", title=f"{loss}: final samples")
+    plot.save(fig, out / "mode_collapse.png")
+    for loss in losses:
+        print(
+            f"{loss:14s} modes covered {study.modes[loss]}; high-quality fraction "
+            f"{[round(q, 2) for q in study.quality[loss]]} at steps {study.steps}"
+        )
+    return {"modes": study.modes, "quality": study.quality}
+
+
 TOPICS = {
     "gaussians": figure_gaussians,
     "divergences": figure_divergences,
@@ -386,6 +416,7 @@ TOPICS = {
     "flows": figure_flows,
     "autoregressive": figure_autoregressive,
     "gan": figure_gan,
+    "modes": figure_modes,
 }
 
 

@@ -41,6 +41,8 @@ __all__ = [
     "bilinear_game",
     "gaussian_mixture_logpdf",
     "trained_discriminator",
+    "mode_collapse",
+    "ModeCollapse",
 ]
 
 
@@ -165,3 +167,83 @@ def trained_discriminator(real, fake, points, *, steps: int = 2000, seed: int = 
             return torch.sigmoid(critic(torch.as_tensor(np.asarray(points), dtype=torch.float32))).numpy()[
                 :, 0
             ]
+
+
+@dataclass(frozen=True)
+class ModeCollapse:
+    """What :func:`mode_collapse` measured, per loss.
+
+    Attributes:
+        steps: the generator steps at which each loss was measured.
+        modes: modes covered (of 8) at those steps.
+        quality: high-quality fraction of the samples at those steps.
+        samples: the final samples ``(n, 2)``.
+    """
+
+    steps: list[int]
+    modes: dict[str, list[int]]
+    quality: dict[str, list[float]]
+    samples: dict[str, np.ndarray]
+
+
+def mode_collapse(
+    losses=("minimax", "nonsaturating", "lsgan", "wgan-gp", "wgan-gp one-sided"),
+    *,
+    steps: int = 3000,
+    every: int = 500,
+    n: int = 2000,
+    seed: int = 0,
+    folder=None,
+) -> ModeCollapse:
+    """Train the same MLP generator on the ring of 8 Gaussians (``pgen.data``'s
+    ``gaussians``: unit circle, sd 0.05) with each of ``losses`` (names of
+    :data:`pgen.inference.adversarial.LOSSES`; ``"wgan-gp one-sided"`` for the one-sided
+    penalty), and measure modes covered
+    and high-quality fraction (:func:`pgen.eval.quality.mode_coverage`) of ``n`` samples
+    every ``every`` steps. The run is continued from its checkpoint between measurements
+    (``folder``, a temporary one by default), so it is one uninterrupted training."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from .. import data, fit
+    from ..eval.quality import mode_coverage
+    from ..models import GAN
+
+    steps, every = check_int("steps", steps, minimum=1), check_int("every", every, minimum=1)
+    x, _ = data.load("gaussians", n=4000, seed=seed)
+    angles = 2 * math.pi * torch.arange(8) / 8
+    centres = torch.stack([torch.cos(angles), torch.sin(angles)], 1)
+    marks = list(range(every, steps + 1, every)) or [steps]
+    modes, quality, samples = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(folder or tmp)
+        for loss in losses:
+            torch.manual_seed(seed)
+            m = GAN(2, latent_dim=2, hidden=(128, 128), output="linear")
+            name, one_sided = loss.split()[0], loss.endswith("one-sided")
+            critic_steps = 5 if name.startswith("wgan") else 1
+            game = m.adversarial(loss=name, critic_steps=critic_steps, critic_lr=1e-3, one_sided=one_sided)
+            modes[loss], quality[loss] = [], []
+            for mark in marks:
+                fit(
+                    m.model,
+                    m.guide,
+                    x,
+                    objective=game,
+                    steps=mark,
+                    batch_size=256,
+                    lr=1e-3,
+                    seed=seed,
+                    progress=False,
+                    checkpoint_dir=root / loss,
+                    checkpoint_every=every,
+                    resume=mark != marks[0],
+                )
+                draws = m.sample(n, seed=seed)
+                covered, good = mode_coverage(draws, centres, 0.05)
+                modes[loss].append(covered)
+                quality[loss].append(good)
+            samples[loss] = draws.numpy()
+    return ModeCollapse(marks, modes, quality, samples)

@@ -124,3 +124,17 @@ def test_classification_accuracy_score_of_real_and_of_mislabelled_samples():
     assert classification_accuracy_score(x, shuffled, "digits") < 0.1 + 3 * 0.022
     with pytest.raises(ValueError, match="one class per sample"):
         classification_accuracy_score(x, y[:5], "digits")
+
+
+def test_mode_coverage_counts_the_modes_a_sample_set_reaches():
+    from pgen.eval.quality import mode_coverage
+
+    ring = CENTRES / 4  # the unit circle, as pgen.data's "gaussians"
+    sd = 0.05
+    assert mode_coverage(ring[torch.arange(800) % 8], ring, sd) == (8, 1.0)
+    half = ring[torch.arange(800) % 4]  # only four modes
+    assert mode_coverage(half, ring, sd) == (4, 1.0)
+    off = torch.zeros(800, 2)  # all at the centre of the ring: no mode, no quality
+    assert mode_coverage(off, ring, sd) == (0, 0.0)
+    few = torch.cat([ring[torch.arange(790) % 7], ring[7:8].repeat(10, 1)])  # the eighth mode barely
+    assert mode_coverage(few, ring, sd)[0] == 7  # 10 < 0.2 x 100

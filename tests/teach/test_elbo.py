@@ -80,6 +80,7 @@ def test_pgen_teach_draws_each_figure(tmp_path, capsys):
         "planar_steps.png",
         "autoregressive_cost.png",
         "gan_game.png",
+        "mode_collapse.png",
     ):
         assert (tmp_path / name).stat().st_size > 5000
     printed = capsys.readouterr().out
