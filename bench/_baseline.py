@@ -1,6 +1,7 @@
 """The hand-written PyTorch VAE step the benchmarks measure pgen against, and the
 minibatches they draw."""
 
+import argparse
 import statistics
 
 import torch
@@ -48,3 +49,18 @@ def print_ratios(title: str, medians: dict[str, float], width: int = 28) -> None
     print(f"\n  {title}")
     for name, v in medians.items():
         print(f"    {name:{width}s} {1e3 * v:7.2f} ms  {v / base:5.2f}x")
+
+
+def step_arguments(doc: str):
+    """The arguments of the step benchmarks (``--steps``, ``--warmup``, ``--rounds``,
+    ``--quick``), parsed, with one torch thread."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.warmup, args.rounds = 60, 10, 2
+    torch.set_num_threads(1)
+    return args

@@ -18,12 +18,11 @@ second of both, and their ratio (which grows with the number of pixels).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
 
 import torch
-from _baseline import full_batches, print_ratios, rotating_medians
+from _baseline import full_batches, print_ratios, rotating_medians, step_arguments
 
 import pgen
 from pgen.models import NSF, PixelCNN, RealNVP
@@ -73,17 +72,7 @@ def sampling_rates(side: int, n: int, seed: int = 0) -> tuple[float, float, int]
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.steps, args.warmup, args.rounds = 60, 10, 2
-    torch.set_num_threads(1)
+    args = step_arguments(__doc__)
     grey, _ = pgen.data.load("digits", "train")
     x = pgen.data.dequantize(grey, levels=17, generator=torch.Generator().manual_seed(0))
     print(

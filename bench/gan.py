@@ -13,12 +13,11 @@ reported, over ``--rounds`` rounds in rotating order. The issue's target is <= 1
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
 
 import torch
-from _baseline import full_batches, print_ratios, rotating_medians
+from _baseline import full_batches, print_ratios, rotating_medians, step_arguments
 from torch.nn import functional as F
 
 import pgen
@@ -70,17 +69,7 @@ def pgen_fit(x, loss, steps, batch=128, seed=0):
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.steps, args.warmup, args.rounds = 60, 10, 2
-    torch.set_num_threads(1)
+    args = step_arguments(__doc__)
     x, _ = pgen.data.load("digits", "train")
     print(
         f"GAN step (critic steps + one generator step), 8x8 digits, batch 128, 1 thread, {args.rounds} rounds"
