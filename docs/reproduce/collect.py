@@ -100,7 +100,8 @@ def diffusion_unet() -> None:
     )
     m = metrics("diff_unet")
     print(
-        f"U-Net on mnist5k: test ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats, <= {m['bits_per_dim']:.2f} bits/dim"
+        f"U-Net on mnist5k: test ELBO {m['elbo']:.2f} +- {m['elbo_se']:.2f} nats, "
+        f"<= {m['bits_per_dim']:.2f} bits/dim"
     )
 
 
