@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import pyro
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
@@ -119,42 +118,19 @@ class FlowVAE(VAE):
     def prior(self, n: int):
         """p(z) of ``n`` examples (batch shape ``(n,)``)."""
         if self.prior_net is None:
-            return pyro.distributions.Normal(self._zero, 1.0).expand([n, self.latent_dim]).to_event(1)
+            return super().prior(n)
         return FlowDistribution(self.prior_net(), None, (n,))
 
     def posterior(self, x: torch.Tensor):
         """q(z|x) of each example of ``x`` (batch shape ``x.shape[:-1]``)."""
-        loc, scale = self.encoder(x)
         if self.iaf is None:
-            return pyro.distributions.Normal(loc, scale).to_event(1)
+            return super().posterior(x)
+        loc, scale = self.encoder(x)
         return IAFPosterior(self.iaf.transform(self.encoder.body(x)), loc, scale)
 
-    def model(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None) -> torch.Tensor:
-        """p(z) p(x|z). With ``x=None`` it generates ``n`` examples (default 1)."""
-        if x is None:
-            n = 1 if n is None else check_int("n", n, minimum=1)
-        elif n is not None and n != x.shape[0]:
-            raise ValueError(f"n={n} but x has {x.shape[0]} examples; give one or the other")
-        else:
-            n = x.shape[0]
-        pyro.module("vae_decoder", self.decoder)
-        if self.prior_net is not None:
-            pyro.module("vae_prior", self.prior_net)
-        with pyro.plate("data", n):
-            with self._kl_scale():
-                z = pyro.sample("z", self.prior(n))
-            return pyro.sample("obs", self.decoder.distribution(z), obs=x)
-
-    def guide(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None) -> torch.Tensor:
-        """q(z|x): the encoder's Gaussian, then the IAF layers."""
-        if x is None:
-            raise ValueError("the guide q(z|x) needs x; to generate, call model(n=...) or sample()")
-        pyro.module("vae_encoder", self.encoder)
-        if self.iaf is not None:
-            pyro.module("vae_iaf", self.iaf)
-        with pyro.plate("data", x.shape[0]):
-            with self._kl_scale():
-                return pyro.sample("z", self.posterior(x))
+    def _pyro_modules(self, role: str) -> dict:
+        extra = {"vae_prior": self.prior_net} if role == "model" else {"vae_iaf": self.iaf}
+        return {**super()._pyro_modules(role), **{k: v for k, v in extra.items() if v is not None}}
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, *, num_draws: int = 64, seed: int = 0):

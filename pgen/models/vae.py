@@ -153,22 +153,35 @@ class VAE(LatentVariableModel, nn.Module):
             raise ValueError(f"n={n} but x has {x.shape[0]} examples; give one or the other")
         else:
             n = x.shape[0]
-        pyro.module("vae_decoder", self.decoder)
-        prior = dist.Normal(self._zero, 1.0).expand([n, self.latent_dim]).to_event(1)
+        for name, module in self._pyro_modules("model").items():
+            pyro.module(name, module)
         with pyro.plate("data", n):
             with self._kl_scale():
-                z = pyro.sample("z", prior)
+                z = pyro.sample("z", self.prior(n))
             return pyro.sample("obs", self.decoder.distribution(z), obs=x)
 
     def guide(self, x: torch.Tensor | None = None, *, y=None, n: int | None = None) -> torch.Tensor:
         """q(z|x), a diagonal Gaussian from the encoder."""
         if x is None:
             raise ValueError("the guide q(z|x) needs x; to generate, call model(n=...) or sample()")
-        pyro.module("vae_encoder", self.encoder)
+        for name, module in self._pyro_modules("guide").items():
+            pyro.module(name, module)
         with pyro.plate("data", x.shape[0]):
-            loc, scale = self.encoder(x)
             with self._kl_scale():
-                return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+                return pyro.sample("z", self.posterior(x))
+
+    def prior(self, n: int) -> dist.Distribution:
+        """p(z) of ``n`` examples: a standard Normal (batch shape ``(n,)``)."""
+        return dist.Normal(self._zero, 1.0).expand([n, self.latent_dim]).to_event(1)
+
+    def posterior(self, x: torch.Tensor) -> dist.Distribution:
+        """q(z|x) of each example of ``x``: the encoder's diagonal Gaussian."""
+        loc, scale = self.encoder(x)
+        return dist.Normal(loc, scale).to_event(1)
+
+    def _pyro_modules(self, role: str) -> dict:
+        """The networks ``model`` or ``guide`` registers with Pyro, by name."""
+        return {"vae_decoder": self.decoder} if role == "model" else {"vae_encoder": self.encoder}
 
     # ---------------------------------------------------------------- helpers
 
