@@ -5,8 +5,9 @@ run's ``objective_args``: ``--loss``, ``--critic-steps``, ...). A generator has 
 likelihood, so a run is evaluated by its samples: on image data by the suite of
 :func:`pgen.eval.features.sample_quality` (features of a classifier trained on the data
 set); on 2-D toys by the Fréchet distance, nearest-neighbour distance, precision and
-recall on the points themselves. Figures: samples, and for 2-D data the critic's score
-over the plane with data and samples.
+recall on the points themselves. Figures: samples; samples at fixed z over training
+(the snapshots the game keeps in the checkpoint); for 2-D data the critic's score over
+the plane with data and samples.
 """
 
 from __future__ import annotations
@@ -85,6 +86,19 @@ class AdversarialFamily(ContrastiveFamily):
         m, x = run.model, run.split("test").x
         samples = self._draws(run, 64 if run.is_image else 1000, 0)
         yield "samples.png", run.draws_figure(samples, "samples")
+        progress = self._progress(run)
+        if progress is not None:
+            steps, draws = progress
+            yield (
+                "samples_over_training.png",
+                plot.plot_samples_over_training(
+                    steps,
+                    draws.clamp(0, 1) if run.is_image else draws,
+                    image_shape=run.meta.image_shape if run.is_image else None,
+                    data=None if run.is_image else x,
+                    title="samples at fixed z over training",
+                ),
+            )
         if not run.is_image and x.shape[1] == 2 and not m.num_classes:
             yield (
                 "critic.png",
@@ -95,6 +109,26 @@ class AdversarialFamily(ContrastiveFamily):
                     title="the critic's score (higher: judged more like data)",
                 ),
             )
+
+    @staticmethod
+    def _progress(run: RunContext):
+        """The game's snapshots from the run's checkpoint, with the final generator's
+        draws at the same z: ``(steps, draws (m, k, dims))``, or ``None``."""
+        from .. import io
+        from ..inference.svi.checkpoint import CHECKPOINT_NAME
+
+        path = run.folder / CHECKPOINT_NAME
+        if not path.exists():
+            return None
+        state = io.load(path, kind="svi").get("objective") or {}
+        snapshots = list(state.get("snapshots", []))
+        if not snapshots:
+            return None
+        k, last = len(snapshots[0][1]), int(state.get("generator_updates", 0))
+        if snapshots[-1][0] < last:
+            snapshots.append((last, run.model.progress_draws(k).cpu()))
+        steps = [step for step, _ in snapshots]
+        return steps, torch.stack([d.reshape(k, -1) for _, d in snapshots])
 
     def sample(self, run: RunContext, *, n: int, seed: int, **options):
         draws = self._draws(run, n, seed)

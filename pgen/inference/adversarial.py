@@ -7,7 +7,10 @@ engine step on a minibatch of real data takes ``critic_steps`` steps on :math:`D
 returns the generator's loss with its gradient, which the engine applies with its own
 optimizer, schedule, clipping, checkpoints and resume. The critic's weights, its
 optimizer's state and its step count are the objective's ``state_dict()``, written in
-pgen's checkpoints, so an interrupted run resumes exactly.
+pgen's checkpoints, so an interrupted run resumes exactly. With a ``monitor`` (a callable
+giving draws at fixed latent values, e.g. :meth:`pgen.models.GAN.progress_draws`) it
+also keeps those draws after 0, 1, 2, 4, 8, ... generator steps (:attr:`snapshots`, in
+the checkpoints too): the figure of samples over training.
 
 Losses (:math:`p` the data, :math:`q` the generator's distribution):
 
@@ -31,6 +34,8 @@ the Wasserstein losses: the distance estimate); it is not a bound on a likelihoo
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pyro
 import torch
@@ -76,6 +81,8 @@ class Adversarial(pyro.infer.ELBO):
         lr, betas: the critic's Adam (RMSprop with ``lr`` for ``wgan``).
         gp_weight: :math:`\\lambda` of ``wgan-gp``.
         clip: :math:`c` of ``wgan``.
+        monitor: called with no arguments after 0, 1, 2, 4, ... generator steps; what it
+            returns (draws at fixed latent values) is kept in :attr:`snapshots`.
     """
 
     traces_guide = False
@@ -91,6 +98,7 @@ class Adversarial(pyro.infer.ELBO):
         gp_weight: float = 10.0,
         one_sided: bool = False,
         clip: float = 0.01,
+        monitor: Callable[[], torch.Tensor] | None = None,
     ):
         super().__init__(num_particles=1)
         if not isinstance(critic, nn.Module):
@@ -106,7 +114,12 @@ class Adversarial(pyro.infer.ELBO):
             self.critic_optimizer = torch.optim.RMSprop(critic.parameters(), lr=self.lr)
         else:
             self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=self.lr, betas=tuple(betas))
+        if monitor is not None and not callable(monitor):
+            raise TypeError(f"monitor must be a callable or None; got {type(monitor).__name__}")
+        self.monitor = monitor
         self.critic_updates = 0
+        self.generator_updates = 0
+        self.snapshots: list[tuple[int, torch.Tensor]] = []
         self.last: dict[str, float] = {}
 
     # -- the game
@@ -180,6 +193,9 @@ class Adversarial(pyro.infer.ELBO):
         Returns the critic's last loss, scaled to the data set (the engine's loss)."""
         real, y = self._data(args, kwargs)
         self._to_device(real)
+        step = self.generator_updates
+        if self.monitor is not None and (step & (step - 1)) == 0:  # 0 and the powers of 2
+            self.snapshots.append((step, self.monitor().detach().cpu()))
         for _ in range(self.critic_steps):
             critic = self._critic_step(model, real, y, kwargs)
         fake, scale = generate(model, len(real), kwargs)
@@ -188,6 +204,7 @@ class Adversarial(pyro.infer.ELBO):
         for p in self.critic.parameters():  # the critic moves only in its own steps
             p.grad = None
         self.last = {"critic": critic, "generator": float(g_loss.detach())}
+        self.generator_updates += 1
         return critic * scale * len(real)
 
     def loss(self, model, guide, *args, **kwargs) -> float:
@@ -217,6 +234,8 @@ class Adversarial(pyro.infer.ELBO):
             "critic": {k: v.detach().cpu().clone() for k, v in self.critic.state_dict().items()},
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "critic_updates": self.critic_updates,
+            "generator_updates": self.generator_updates,
+            "snapshots": [(step, draws.clone()) for step, draws in self.snapshots],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -225,3 +244,5 @@ class Adversarial(pyro.infer.ELBO):
         self.critic.load_state_dict(state["critic"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.critic_updates = int(state["critic_updates"])
+        self.generator_updates = int(state.get("generator_updates", 0))
+        self.snapshots = [(int(step), draws) for step, draws in state.get("snapshots", [])]

@@ -42,11 +42,13 @@ ARCHITECTURES = ("mlp", "dcgan")
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, in_dim: int, hidden, out_dim: int, squash: bool):
+    """ReLU MLP, with batch norm after each hidden linear layer if ``batch_norm``."""
+
+    def __init__(self, in_dim: int, hidden, out_dim: int, squash: bool, batch_norm: bool = False):
         super().__init__()
         layers, width = [], in_dim
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
+            layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batch_norm else []), nn.ReLU()]
             width = h
         layers.append(nn.Linear(width, out_dim))
         self.net, self.squash = nn.Sequential(*layers), squash
@@ -150,6 +152,11 @@ class GAN(nn.Module):
         architecture: ``"mlp"`` or ``"dcgan"`` (square images, side divisible by 4).
         channels: the DCGAN's base number of feature maps.
         num_classes: > 0 for a conditional game on the labels ``y``.
+        batch_norm: batch norm in the MLP generator's hidden layers, as DCGAN's generator
+            has (Radford et al. 2016). Without it, the non-saturating and least-squares
+            games on the 8x8 digits collapsed to one image within 64 steps, in pgen and in
+            a hand-written loop alike (README, "GANs"); the ring study of ``pgen teach
+            modes`` uses the plain MLP of the literature's toy experiments.
         output: ``"sigmoid"`` (images in [0, 1]) or ``"linear"`` (real data); read off
             the data.
         loss, critic_steps, critic_lr: the game's defaults (:meth:`adversarial`).
@@ -168,6 +175,7 @@ class GAN(nn.Module):
         channels: int = 32,
         num_classes: int = 0,
         output: str = "sigmoid",
+        batch_norm: bool = True,
     ):
         super().__init__()
         self.data_dim = check_int("data_dim", data_dim, minimum=1)
@@ -190,7 +198,9 @@ class GAN(nn.Module):
             self.generator = _ConvGenerator(z_dim, side, channels)
             self.critic = _Critic(_ConvCritic(side, channels, self.num_classes), self.num_classes, side)
         else:
-            self.generator = MLPGenerator(z_dim, hidden, self.data_dim, self.output == "sigmoid")
+            self.generator = MLPGenerator(
+                z_dim, hidden, self.data_dim, self.output == "sigmoid", batch_norm=bool(batch_norm)
+            )
             critic_net = MLPCritic(self.data_dim + self.num_classes, tuple(reversed(hidden)))
             self.critic = _Critic(critic_net, self.num_classes, None)
         self.register_buffer("_zero", torch.zeros(()), persistent=False)
@@ -236,6 +246,7 @@ class GAN(nn.Module):
         gp_weight: float = 10.0,
         one_sided: bool = False,
         clip: float = 0.01,
+        progress_samples: int | None = None,
     ) -> Adversarial:
         """The game's objective for :func:`pgen.fit`, owning this model's critic.
 
@@ -246,10 +257,16 @@ class GAN(nn.Module):
             gp_weight: the gradient penalty's weight (``wgan-gp``).
             one_sided: penalize only gradient norms above 1 (Petzka et al. 2018).
             clip: the weight clip of ``wgan``.
+            progress_samples: draws at fixed z (:meth:`progress_draws`) kept after 0, 1,
+                2, 4, ... generator steps, for the figure of training (default 16 for
+                images, 256 for points; 0 for none).
         """
         loss = check_choice("loss", loss or self.default_loss, LOSSES)
         steps = self.default_critic_steps if critic_steps is None else critic_steps
         betas = (0.5, 0.9) if loss.startswith("wgan") else (0.5, 0.999)
+        if progress_samples is None:
+            progress_samples = 256 if self.data_dim <= 2 else 16
+        k = check_int("progress_samples", progress_samples, minimum=0)
         return Adversarial(
             self.critic,
             loss=loss,
@@ -259,7 +276,14 @@ class GAN(nn.Module):
             gp_weight=gp_weight,
             one_sided=one_sided,
             clip=clip,
+            monitor=(lambda: self.progress_draws(k)) if k else None,
         )
+
+    def progress_draws(self, n: int) -> torch.Tensor:
+        """``n`` draws at fixed z (seed 0; labels ``0, 1, ..., C-1, 0, ...`` if
+        conditional): the same latent values at every point of training."""
+        y = torch.arange(n) % self.num_classes if self.num_classes else None
+        return self.sample(n, seed=0, y=y)
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None, y=None) -> torch.Tensor:

@@ -23,6 +23,7 @@ from .images import (
     plot_interpolation,
     plot_latent_manifold,
     plot_reconstructions,
+    plot_samples_over_training,
 )
 from .latent import (
     plot_latent_scatter,
@@ -52,6 +53,7 @@ __all__ = [
     "plot_latent_manifold",
     "plot_conditional_grid",
     "plot_inpainting",
+    "plot_samples_over_training",
     "plot_latent_scatter",
     "plot_points",
     "plot_training",

@@ -22,6 +22,7 @@ __all__ = [
     "plot_latent_manifold",
     "plot_conditional_grid",
     "plot_inpainting",
+    "plot_samples_over_training",
 ]
 
 
@@ -217,3 +218,54 @@ def plot_inpainting(images, mask, completions, *, ax=None, image_shape=None, tit
     ticks = [cols / 2 - 0.5, (k + 1) * (cols + 1) + cols / 2 - 0.5]
     ax.set_xticks(ticks, ["input", "truth"])
     return ax
+
+
+def plot_samples_over_training(steps, draws, *, image_shape=None, data=None, title=None, max_rows: int = 12):
+    """Draws at the same latent values at several points of training: ``steps`` (m
+    numbers) and ``draws`` ``(m, k, dims)``. Images: one row per step, labelled. 2-D
+    points: one panel per step over ``data``. At most ``max_rows`` steps, spread evenly
+    over the list with the first and last kept.
+
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    a = _numpy(draws)
+    steps = [int(s) for s in steps]
+    if a.ndim != 3 or len(a) != len(steps) or len(a) == 0:
+        raise ValueError(
+            f"draws must have shape (m, k, dims) with m = len(steps) = {len(steps)}; got {a.shape}"
+        )
+    if len(a) > max_rows:
+        keep = np.unique(np.round(np.linspace(0, len(a) - 1, max_rows)).astype(int))
+        a, steps = a[keep], [steps[i] for i in keep]
+    m, k, dims = a.shape
+    if dims == 2:
+        cols = min(m, 4)
+        rows_of_panels = math.ceil(m / cols)
+        fig, axes = plt.subplots(
+            rows_of_panels, cols, figsize=(3.2 * cols, 3.2 * rows_of_panels), squeeze=False
+        )
+        ref = None if data is None else _numpy(data)
+        lim = np.abs(np.concatenate([a.reshape(-1, 2)] + ([] if ref is None else [ref]))).max() * 1.05
+        for ax, step, pts in zip(axes.flat, steps, a, strict=False):
+            if ref is not None:
+                ax.scatter(ref[:, 0], ref[:, 1], s=2, color="0.7")
+            ax.scatter(pts[:, 0], pts[:, 1], s=3, color="tab:blue")
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"step {step}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in list(axes.flat)[m:]:
+            ax.set_visible(False)
+    else:
+        rows = _layout(dims, image_shape)[1]
+        grid = image_grid(a.reshape(m * k, dims), nrow=k, image_shape=image_shape)
+        fig, ax = plt.subplots(figsize=(min(12.0, 0.6 * k + 1.2), 0.6 * m + 0.8))
+        cmap = "gray"
+        ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([(rows + 1) * i + rows / 2 - 0.5 for i in range(m)], [str(s) for s in steps])
+        ax.set_ylabel("generator step")
+    if title:
+        fig.suptitle(title)
+    return fig

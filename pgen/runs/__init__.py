@@ -18,7 +18,7 @@ decided by the model's family (:mod:`pgen.families`), never by the run layer.
 from ..data import BINARIZE, data_config
 from ..data import load_split as load_data
 from .demo import demo
-from .evaluate import MetricsNotWritten, evaluate
+from .evaluate import MetricsNotWritten, evaluate, quality
 from .figures import make_figures
 from .folder import RunFolder
 from .model import build_model, load_run_model
@@ -31,6 +31,7 @@ __all__ = [
     "resume",
     "ensure",
     "evaluate",
+    "quality",
     "sample",
     "make_figures",
     "demo",

@@ -80,6 +80,20 @@ def _sample_quality(folder, cfg, m, family, n: int, seed: int, device) -> dict:
     )
 
 
+def quality(run_dir: str | Path, num_samples: int = 1000, *, seed: int = 0, device=None) -> dict:
+    """Only the sample-quality metrics of a run on image data (as ``pgen evaluate
+    --quality``, without the likelihood), written to the run's ``quality.json``."""
+    folder = RunFolder(run_dir)
+    cfg = folder.read_config()
+    num_samples = check_int("num_samples", num_samples, minimum=2)
+    seed = check_int("seed", seed, minimum=0)
+    m = load_run_model(run_dir)
+    folder.check_writable()
+    result = _sample_quality(folder, cfg, m, families.of_model(cfg["model"]), num_samples, seed, device)
+    folder.write_json("quality.json", result)
+    return result
+
+
 def evaluate(
     run_dir: str | Path,
     *,

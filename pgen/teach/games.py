@@ -169,6 +169,20 @@ def trained_discriminator(real, fake, points, *, steps: int = 2000, seed: int = 
             ]
 
 
+def _loss_setting(label: str) -> tuple[str, dict]:
+    """``"wgan-gp lambda=0.1"`` -> ``("wgan-gp", {"gp_weight": 0.1})``; ``one-sided`` too."""
+    name, *words = label.split()
+    options: dict = {}
+    for word in words:
+        if word == "one-sided":
+            options["one_sided"] = True
+        elif word.startswith("lambda="):
+            options["gp_weight"] = float(word.split("=", 1)[1])
+        else:
+            raise ValueError(f"loss {label!r}: {word!r} is not 'one-sided' or 'lambda=<gp weight>'")
+    return name, options
+
+
 @dataclass(frozen=True)
 class ModeCollapse:
     """What :func:`mode_collapse` measured, per loss.
@@ -187,7 +201,15 @@ class ModeCollapse:
 
 
 def mode_collapse(
-    losses=("minimax", "nonsaturating", "lsgan", "wgan-gp", "wgan-gp one-sided"),
+    losses=(
+        "minimax",
+        "nonsaturating",
+        "lsgan",
+        "wgan-gp",
+        "wgan-gp lambda=1",
+        "wgan-gp lambda=0.1",
+        "wgan-gp one-sided",
+    ),
     *,
     steps: int = 3000,
     every: int = 500,
@@ -221,10 +243,10 @@ def mode_collapse(
         root = Path(folder or tmp)
         for loss in losses:
             torch.manual_seed(seed)
-            m = GAN(2, latent_dim=2, hidden=(128, 128), output="linear")
-            name, one_sided = loss.split()[0], loss.endswith("one-sided")
+            m = GAN(2, latent_dim=2, hidden=(128, 128), output="linear", batch_norm=False)
+            name, options = _loss_setting(loss)
             critic_steps = 5 if name.startswith("wgan") else 1
-            game = m.adversarial(loss=name, critic_steps=critic_steps, critic_lr=1e-3, one_sided=one_sided)
+            game = m.adversarial(loss=name, critic_steps=critic_steps, critic_lr=1e-3, **options)
             modes[loss], quality[loss] = [], []
             for mark in marks:
                 fit(
