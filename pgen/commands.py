@@ -122,6 +122,11 @@ def _evaluate(args) -> None:
             f"{q['frechet_distance']:.2f}, IS {q['inception_score']:.2f}, precision {q['precision']:.3f}, "
             f"recall {q['recall']:.3f}, density {q['density']:.3f}, coverage {q['coverage']:.3f}, "
             f"memorization ratio {q['memorization_ratio']:.2f}"
+            + (
+                f", classification accuracy score {q['classification_accuracy_score']:.3f}"
+                if "classification_accuracy_score" in q
+                else ""
+            )
         )
     if metrics.get("from_checkpoint"):
         print("(the model of the run's last checkpoint: its training was interrupted)")

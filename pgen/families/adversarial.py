@@ -68,6 +68,11 @@ class AdversarialFamily(ContrastiveFamily):
             return m.sample(n, seed=seed, y=y)
         return m.sample(n, seed=seed)
 
+    def quality_draws(self, run: RunContext, *, n: int, seed: int):
+        m = run.model
+        labels = torch.arange(n) % m.num_classes if m.num_classes else None
+        return self._draws(run, n, seed, y=labels).reshape(n, -1), labels
+
     def evaluate(self, run: RunContext, *, split, seed, num_samples, **options):
         x = run.split(split).x
         x = x.reshape(len(x), -1)

@@ -212,6 +212,25 @@ class Family:
         """``(draws, figure)``: ``n`` samples of the run's model and a figure of them."""
         raise NotImplementedError
 
+    def quality_draws(self, run: RunContext, *, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(draws (n, dims), labels)`` for the sample-quality suite: ``n`` samples as
+        ``pgen sample`` draws them, flattened. Class-conditional families override it
+        to draw the classes in turn and return the labels (for the classification
+        accuracy score); the rest return ``None``."""
+        draws, _ = self.sample(run, n=n, seed=seed)
+        return draws.reshape(n, -1), None
+
+
+def class_draws(sample_classes, n: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` draws of a class-conditional model, the classes in turn: ``sample_classes(k)``
+    gives ``(num_classes, k, dims)``, ``k`` draws of each class; the first ``n`` of them
+    in the order 0, 1, ..., C-1, 0, 1, ... with their labels."""
+    k = -(-n // num_classes)
+    draws = sample_classes(k)
+    draws = draws.reshape(num_classes, k, -1).transpose(0, 1).reshape(num_classes * k, -1)
+    labels = torch.arange(num_classes).repeat(k)
+    return draws[:n], labels[:n]
+
 
 _FAMILIES: dict[str, Family] = {}
 

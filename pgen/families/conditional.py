@@ -13,7 +13,7 @@ import torch
 
 from .. import plot
 from ..models import protocols
-from .base import Evaluation, Family, RunContext, register
+from .base import Evaluation, Family, RunContext, class_draws, register
 from .likelihood import importance_metrics, importance_summary
 
 __all__ = ["ConditionalFamily"]
@@ -67,6 +67,15 @@ class ConditionalFamily(Family):
             xx, yy = run.model_view("test")
             loc, _ = m.encode(xx, yy)
             yield "latent.png", plot.plot_latent_scatter(loc, test.y, title="test set, means of q(z|x,y)")
+
+    def quality_draws(self, run: RunContext, *, n: int, seed: int):
+        m = run.model
+        if m.task != "class":
+            raise ValueError(
+                f"the sample-quality suite scores draws of the data distribution: a class-conditional "
+                f"model (task='class'); this one has task={m.task!r}"
+            )
+        return class_draws(lambda k: m.sample(k, y=torch.arange(m.num_classes), seed=seed), n, m.num_classes)
 
     def sample(self, run: RunContext, *, n: int, seed: int, **options):
         if not run.is_image:

@@ -97,6 +97,11 @@ class DiffusionFamily(Family):
 
     # ------------------------------------------------------------------ samples and figures
 
+    def quality_draws(self, run: RunContext, *, n: int, seed: int):
+        m = run.model
+        labels = torch.arange(n) % m.num_classes if m.num_classes else None
+        return m.sample(n, seed=seed, y=labels).reshape(n, -1), labels
+
     def sample(
         self,
         run: RunContext,

@@ -13,7 +13,7 @@ import torch
 
 from .. import plot
 from ..models import protocols
-from .base import Evaluation, Family, RunContext, register
+from .base import Evaluation, Family, RunContext, class_draws, register
 from .likelihood import importance_metrics, importance_summary
 
 __all__ = ["SemiSupervisedFamily"]
@@ -31,6 +31,9 @@ class SemiSupervisedFamily(Family):
     objective = "enum"  # the guide's y is enumerated: TraceEnum_ELBO sums it out
     objectives = ("enum",)
     uses_labels = True
+
+    def quality_draws(self, run: RunContext, *, n: int, seed: int):
+        return class_draws(lambda k: _rows(run.model, k, seed)[0], n, run.model.num_classes)
 
     def prepare(self, model, x, y, *, train: bool):
         return model.prepare_data(x, y, train=train)

@@ -59,7 +59,7 @@ def on_device(model: torch.nn.Module, device):
 
 def _sample_quality(folder, cfg, m, family, n: int, seed: int, device) -> dict:
     from ..data import info
-    from ..eval.features import sample_quality
+    from ..eval.features import classification_accuracy_score, sample_quality
 
     meta = info(cfg["data"]["name"], cfg["data"].get("path"))
     if meta.kind != "image":
@@ -68,16 +68,22 @@ def _sample_quality(folder, cfg, m, family, n: int, seed: int, device) -> dict:
             f"{cfg['data']['name']} is {meta.kind} data"
         )
     run = families.RunContext(folder.path, cfg, m)
-    with on_device(m, device):
-        draws, _ = family.sample(run, n=n, seed=seed)
+    with on_device(m, device), torch.no_grad():
+        draws, labels = family.quality_draws(run, n=n, seed=seed)
+    draws = draws.detach().cpu().reshape(n, -1).clamp(0, 1)
     train = run.split("train")
-    return sample_quality(
-        draws.detach().cpu().reshape(len(draws), -1).clamp(0, 1),
+    result = sample_quality(
+        draws,
         cfg["data"]["name"],
         path=cfg["data"].get("path"),
         reference=run.split("test").x,
         train=train.x if train.fixed is None else train.fixed(train.x),
     )
+    if labels is not None:  # a class-conditional model: how well its draws teach a classifier
+        result["classification_accuracy_score"] = classification_accuracy_score(
+            draws, labels.cpu(), cfg["data"]["name"], path=cfg["data"].get("path"), seed=seed
+        )
+    return result
 
 
 def quality(run_dir: str | Path, num_samples: int = 1000, *, seed: int = 0, device=None) -> dict:
@@ -119,7 +125,9 @@ def evaluate(
     evaluated at its last checkpoint. ``device`` runs the evaluation there
     (:func:`on_device`). With ``quality`` > 0, that many samples are also drawn (as ``pgen
     sample`` draws them) and scored by :func:`pgen.eval.features.sample_quality` against
-    the run's test and training splits, on image data sets with labels (``metrics["quality"]``).
+    the run's test and training splits, on image data sets with labels (``metrics["quality"]``);
+    for class-conditional models (CVAE, SSVAE, conditional GAN or diffusion) with the
+    classification accuracy score of draws made for each class in turn.
 
     Raises:
         MetricsNotWritten: the folder could not take ``metrics.json`` after the work was

@@ -138,3 +138,25 @@ def test_mode_coverage_counts_the_modes_a_sample_set_reaches():
     assert mode_coverage(off, ring, sd) == (0, 0.0)
     few = torch.cat([ring[torch.arange(790) % 7], ring[7:8].repeat(10, 1)])  # the eighth mode barely
     assert mode_coverage(few, ring, sd)[0] == 7  # 10 < 0.2 x 100
+
+
+def test_quality_of_a_class_conditional_run_draws_each_class_and_scores_cas(tmp_path):
+    """``pgen evaluate --quality`` on a CVAE: draws for the classes in turn (the draw for
+    class c is the model's own draw for c), and the classification accuracy score."""
+    import json
+
+    from pgen import families, runs
+    from pgen.cli import main
+
+    run = tmp_path / "cvae"
+    assert main(["train", "cvae", "--data", "digits", "--epochs", "3", "--no-progress", "--out", str(run)]) == 0
+    m = runs.load_run_model(run)
+    ctx = families.RunContext(run, runs.read_config(run), m)
+    draws, labels = families.of_model("cvae").quality_draws(ctx, n=25, seed=0)
+    assert draws.shape == (25, 64) and labels.tolist() == [i % 10 for i in range(25)]
+    direct = m.sample(3, y=torch.arange(10), seed=0)  # (class, draw, pixels)
+    torch.testing.assert_close(draws[:10], direct[:, 0])
+    torch.testing.assert_close(draws[20:], direct[:5, 2])
+    q = runs.quality(run, 200)
+    assert json.loads((run / "quality.json").read_text()) == q
+    assert 0.0 <= q["classification_accuracy_score"] <= 1.0 and q["n"] == 200

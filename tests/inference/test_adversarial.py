@@ -138,6 +138,14 @@ def test_an_interrupted_game_resumes_to_the_same_losses(tmp_path):
     resumed, game2 = run(20, True)
     assert resumed.losses == pytest.approx(uninterrupted.losses, rel=1e-6, abs=1e-6)
     assert game2.critic_updates == game.critic_updates == 40
+    # the draws at fixed z after 0, 1, 2, 4, 8, 16 generator steps, kept across the resume
+    assert [step for step, _ in game2.snapshots] == [step for step, _ in game.snapshots] == [0, 1, 2, 4, 8, 16]
+    for (_, a), (_, b) in zip(game.snapshots, game2.snapshots, strict=True):
+        torch.testing.assert_close(a, b)
+    assert game.snapshots[0][1].shape == (256, 2)  # points: 256 draws
+    assert not torch.equal(game.snapshots[0][1], game.snapshots[-1][1])  # the generator moved
+    m.eval()
+    torch.testing.assert_close(m.progress_draws(256), m.sample(256, seed=0))  # the same z each time
 
 
 def test_bad_settings_name_the_argument():
@@ -148,3 +156,25 @@ def test_bad_settings_name_the_argument():
     with pytest.raises(ValueError, match="side divisible by 4"):
         GAN(30, architecture="dcgan")
     assert set(LOSSES) == {"minimax", "nonsaturating", "lsgan", "wgan-gp", "wgan"}
+
+
+def test_cli_trains_evaluates_and_draws_a_gan(tmp_path):
+    """``pgen train`` / ``evaluate`` on a conditional GAN (digits) and a WGAN (moons):
+    the figures, including the draws at fixed z over training, and sample metrics."""
+    import json
+
+    from pgen.cli import main
+
+    run = tmp_path / "cgan"
+    argv = ["train", "gan", "--data", "digits", "--num-classes", "10", "--hidden", "32", "--epochs", "2"]
+    assert main([*argv, "--no-progress", "--out", str(run)]) == 0
+    for name in ("samples.png", "samples_over_training.png", "training.png"):
+        assert (run / name).is_file(), name
+    assert main(["evaluate", str(run), "--num-samples", "100", "--quality", "100", "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["family"] == "adversarial" and 0 <= metrics["quality"]["classification_accuracy_score"] <= 1
+    moons = tmp_path / "wgan"
+    argv = ["train", "wgan", "--data", "moons", "--hidden", "16", "--steps", "20", "--gp-weight", "0.1"]
+    assert main([*argv, "--no-progress", "--out", str(moons)]) == 0
+    assert (moons / "critic.png").is_file() and (moons / "samples_over_training.png").is_file()
+    assert json.loads((moons / "config.json").read_text())["objective_args"]["gp_weight"] == 0.1
