@@ -112,6 +112,7 @@ class AdversarialFamily(ContrastiveFamily):
                     data=x,
                     samples=samples[:300],
                     title="the critic's score (higher: judged more like data)",
+                    score="critic score (a logit for minimax/non-saturating)",
                 ),
             )
 

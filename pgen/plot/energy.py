@@ -63,10 +63,21 @@ def energy_grid(energy, extent, grid: int = 200):
 
 
 def plot_energy_landscape(
-    energy, *, data=None, samples=None, extent=None, grid: int = 200, ax=None, title=None, floor: float = 8.0
+    energy,
+    *,
+    data=None,
+    samples=None,
+    extent=None,
+    grid: int = 200,
+    ax=None,
+    title=None,
+    floor: float = 8.0,
+    score: str | None = None,
 ):
     """The density :math:`e^{-E(x)}/Z` of a 2-D energy (log scale, ``floor`` nats below its
-    peak shown), with the data (white) and samples (red) over it.
+    peak shown), with the data (white) and samples (red) over it; with ``score`` (the
+    colour bar's label) the raw :math:`-E(x)` instead, as for a GAN critic, which is no
+    log density.
 
     Args:
         energy: ``(n, 2) -> (n,)`` energies.
@@ -75,12 +86,14 @@ def plot_energy_landscape(
     """
     ax = _axes(ax)
     extent = _extent(data, extent)
-    xs, ys, log_p, _ = energy_grid(energy, extent, grid)
-    top = float(log_p.max())
-    image = ax.imshow(
-        np.clip(log_p, top - floor, top), origin="lower", extent=extent, cmap="viridis", aspect="auto"
-    )
-    ax.figure.colorbar(image, ax=ax, label="log density (nats)")
+    xs, ys, log_p, log_z = energy_grid(energy, extent, grid)
+    if score is None:
+        top = float(log_p.max())
+        shown, label = np.clip(log_p, top - floor, top), "log density (nats)"
+    else:
+        shown, label = log_p + log_z, score
+    image = ax.imshow(shown, origin="lower", extent=extent, cmap="viridis", aspect="auto")
+    ax.figure.colorbar(image, ax=ax, label=label)
     for points, color, label in ((data, "white", "data"), (samples, "tab:red", "samples")):
         if points is not None:
             a = _numpy(points)

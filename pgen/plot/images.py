@@ -247,12 +247,14 @@ def plot_samples_over_training(steps, draws, *, image_shape=None, data=None, tit
             rows_of_panels, cols, figsize=(3.2 * cols, 3.2 * rows_of_panels), squeeze=False
         )
         ref = None if data is None else _numpy(data)
-        lim = np.abs(np.concatenate([a.reshape(-1, 2)] + ([] if ref is None else [ref]))).max() * 1.05
+        span = ref if ref is not None else a[-1]  # the data's box (else the last draws'), padded
+        lo, hi = span.min(0), span.max(0)
+        lo, hi = lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo)
         for ax, step, pts in zip(axes.flat, steps, a, strict=False):
             if ref is not None:
                 ax.scatter(ref[:, 0], ref[:, 1], s=2, color="0.7")
             ax.scatter(pts[:, 0], pts[:, 1], s=3, color="tab:blue")
-            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"step {step}")
+            ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal", title=f"step {step}")
             ax.set_xticks([])
             ax.set_yticks([])
         for ax in list(axes.flat)[m:]:
