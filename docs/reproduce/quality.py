@@ -27,7 +27,7 @@ RUNS = ROOT / "runs"
 
 ROWS = (  # (the README's name, the run folder under runs/, the script that makes it)
     ("VAE, Gaussian p(x|z), 10-D latent, 300 epochs (means)", "vae_deq", "diffusion.sh"),
-    ("CVAE, Gaussian p(x|y,z), 10-D latent, 300 epochs (means)", "quality/cvae", "quality.sh"),
+    ("CVAE, Gaussian p(x|y,z) on grey levels, 10-D latent, 300 epochs (means)", "quality/cvae", "quality.sh"),
     ("diffusion, learned variance, 2,000 epochs", "diff_elbo", "diffusion.sh"),
     ("diffusion, class-conditional, 600 epochs", "diff_cond", "diffusion.sh"),
     ("GAN, non-saturating, 200 epochs", "quality/gan", "quality.sh"),

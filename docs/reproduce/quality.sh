@@ -19,9 +19,8 @@ others() {
     fresh runs/quality/wae
     $PGEN train wae --data digits --epochs 200 --out runs/quality/wae --no-progress
     fresh runs/quality/cvae
-    $PGEN train cvae --data digits --binarize dequantize --likelihood gaussian --latent-dim 10 --epochs 300 \
+    $PGEN train cvae --data digits --binarize none --likelihood gaussian --latent-dim 10 --epochs 300 \
         --out runs/quality/cvae --no-progress
-    $PGEN evaluate runs/quality/cvae --num-samples 1000 --no-progress
     fresh runs/quality/rbm
     $PGEN train rbm --data digits --binarize threshold --hidden 100 --epochs 300 --out runs/quality/rbm --no-progress
     fresh runs/quality/ebm

@@ -383,14 +383,19 @@ def figure_modes(out: Path, seed: int = 0, quick: bool = False) -> dict:
 
     study = mode_collapse(steps=100 if quick else 3000, every=50 if quick else 500, seed=seed)
     losses = list(study.modes)
-    fig, axes = plt.subplots(1, 2 + len(losses), figsize=(4 * (2 + len(losses)), 3.8))
+    cols = 4
+    rows = 1 + math.ceil(len(losses) / cols)
+    fig = plt.figure(figsize=(4 * cols, 4 * rows))
+    grid = fig.add_gridspec(rows, cols)
+    curves = [fig.add_subplot(grid[0, :2]), fig.add_subplot(grid[0, 2:])]
     for loss in losses:
-        axes[0].plot(study.steps, study.modes[loss], "o-", label=loss)
-        axes[1].plot(study.steps, study.quality[loss], "o-", label=loss)
-    axes[0].set(xlabel="generator steps", ylabel="modes covered (of 8)", ylim=(-0.3, 8.3))
-    axes[1].set(xlabel="generator steps", ylabel="high-quality fraction (within 3 sd)", ylim=(0, 1))
-    axes[0].legend(fontsize=8)
-    for ax, loss in zip(axes[2:], losses, strict=True):
+        curves[0].plot(study.steps, study.modes[loss], "o-", label=loss)
+        curves[1].plot(study.steps, study.quality[loss], "o-", label=loss)
+    curves[0].set(xlabel="generator steps", ylabel="modes covered (of 8)", ylim=(-0.3, 8.3))
+    curves[1].set(xlabel="generator steps", ylabel="high-quality fraction (within 3 sd)", ylim=(0, 1))
+    curves[0].legend(fontsize=8)
+    panels = [fig.add_subplot(grid[1 + i // cols, i % cols]) for i in range(len(losses))]
+    for ax, loss in zip(panels, losses, strict=True):
         pts = study.samples[loss]
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4)
         ax.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), aspect="equal", title=f"{loss}: final samples")
