@@ -1,6 +1,6 @@
 """The README table that ranks every family on the 8x8 digits by sample quality
 (``pgen.runs.quality``: 1,000 draws on the features of the digits classifier, against
-the 179 test digits) and by likelihood where the family has one (the run's
+the 179 test digits), ranked by the Fréchet distance, with the likelihood where the family has one (the run's
 ``metrics.json``, on the dequantized scale: uniform noise scores 0 nats).
 
     python docs/reproduce/quality.py [--again]
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import pgen
-from pgen.eval.features import sample_quality
+from pgen.eval.features import classification_accuracy_score, sample_quality
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs"
@@ -29,7 +29,8 @@ ROWS = (  # (the README's name, the run folder under runs/, the script that make
     ("VAE, Gaussian p(x|z), 10-D latent, 300 epochs (means)", "vae_deq", "diffusion.sh"),
     ("CVAE, Gaussian p(x|y,z) on grey levels, 10-D latent, 300 epochs (means)", "quality/cvae", "quality.sh"),
     ("diffusion, learned variance, 2,000 epochs", "diff_elbo", "diffusion.sh"),
-    ("diffusion, class-conditional, 600 epochs", "diff_cond", "diffusion.sh"),
+    ("diffusion, L_simple, 200 epochs", "diff_simple", "diffusion.sh"),
+    ("diffusion, class-conditional (L_simple), 600 epochs", "diff_cond", "diffusion.sh"),
     ("GAN, non-saturating, 200 epochs", "quality/gan", "quality.sh"),
     ("GAN, conditional, 200 epochs", "quality/cgan", "quality.sh"),
     ("LSGAN, 200 epochs", "quality/lsgan", "quality.sh"),
@@ -45,18 +46,30 @@ ROWS = (  # (the README's name, the run folder under runs/, the script that make
     ("MADE, 200 epochs", "lik/made", "likelihood.sh"),
     ("PixelCNN, 100 epochs", "lik/pixelcnn", "likelihood.sh"),
 )
-KEYS = ("frechet_distance", "inception_score", "precision", "recall", "density", "coverage", "memorization_ratio")
+KEYS = (
+    "frechet_distance",
+    "inception_score",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "memorization_ratio",
+)
 
 
 def likelihood(run: Path) -> str:
     """The test log-likelihood (nats, dequantized scale) with its kind, or why none."""
+    config = json.loads((run / "config.json").read_text())
+    family = pgen.families.of_model(config["model"]).name
+    if family in ("adversarial", "wae", "score"):
+        return "none (no likelihood)"
+    if config["data"]["binarize"] != "dequantize":
+        data = {"none": "grey levels as they are", "threshold": "binary digits"}[config["data"]["binarize"]]
+        return f"not on this scale ({data})"
     path = run / "metrics.json"
     if not path.exists():
         return "not evaluated"
     m = json.loads(path.read_text())
-    config = json.loads((run / "config.json").read_text())
-    if config["data"]["binarize"] != "dequantize":
-        return f"none on this scale ({config['data']['binarize']} data)"
     conditional = " of x given y" if m.get("family") == "conditional" else ""
     if m.get("log_likelihood") is not None:
         kind = "exact" if m.get("exact") else f"IS, K={m['num_samples']}"
@@ -74,12 +87,17 @@ def row(name: str, q: dict, lik: str) -> str:
 
 
 def main(again: bool) -> None:
-    x, _ = pgen.data.load("digits", "train")
+    x, y = pgen.data.load("digits", "train")
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:1000]
     real = sample_quality(x[pick], "digits")
-    print("| model | FD ↓ | IS ↑ | precision | recall | density | coverage | memorization ratio | CAS | test log-likelihood, nats |")
+    real["classification_accuracy_score"] = classification_accuracy_score(x[pick], y[pick], "digits")
+    print(
+        "| model | FD ↓ | IS ↑ | precision | recall | density | coverage | memorization ratio | CAS "
+        "| test log-likelihood, nats |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(row("1,000 real training digits (reference)", real, ""))
+    scored = []
     for name, folder, script in ROWS:
         run = RUNS / folder
         if not (run / "model.pt").exists():
@@ -87,7 +105,9 @@ def main(again: bool) -> None:
             continue
         cached = run / "quality.json"
         q = json.loads(cached.read_text()) if cached.exists() and not again else pgen.runs.quality(run, 1000)
-        print(row(name, q, likelihood(run)), flush=True)
+        scored.append((q["frechet_distance"], row(name, q, likelihood(run))))
+    for _, line in sorted(scored):  # ranked by the Fréchet distance
+        print(line)
 
 
 if __name__ == "__main__":
