@@ -212,7 +212,9 @@ class Family:
         """``(draws, figure)``: ``n`` samples of the run's model and a figure of them."""
         raise NotImplementedError
 
-    def quality_draws(self, run: RunContext, *, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def quality_draws(
+        self, run: RunContext, *, n: int, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(draws (n, dims), labels)`` for the sample-quality suite: ``n`` samples as
         ``pgen sample`` draws them, flattened. Class-conditional families override it
         to draw the classes in turn and return the labels (for the classification

@@ -149,7 +149,8 @@ def test_quality_of_a_class_conditional_run_draws_each_class_and_scores_cas(tmp_
     from pgen.cli import main
 
     run = tmp_path / "cvae"
-    assert main(["train", "cvae", "--data", "digits", "--epochs", "3", "--no-progress", "--out", str(run)]) == 0
+    argv = ["train", "cvae", "--data", "digits", "--epochs", "3", "--no-progress", "--out", str(run)]
+    assert main(argv) == 0
     m = runs.load_run_model(run)
     ctx = families.RunContext(run, runs.read_config(run), m)
     draws, labels = families.of_model("cvae").quality_draws(ctx, n=25, seed=0)

@@ -139,7 +139,8 @@ def test_an_interrupted_game_resumes_to_the_same_losses(tmp_path):
     assert resumed.losses == pytest.approx(uninterrupted.losses, rel=1e-6, abs=1e-6)
     assert game2.critic_updates == game.critic_updates == 40
     # the draws at fixed z after 0, 1, 2, 4, 8, 16 generator steps, kept across the resume
-    assert [step for step, _ in game2.snapshots] == [step for step, _ in game.snapshots] == [0, 1, 2, 4, 8, 16]
+    steps = [step for step, _ in game.snapshots]
+    assert [step for step, _ in game2.snapshots] == steps == [0, 1, 2, 4, 8, 16]
     for (_, a), (_, b) in zip(game.snapshots, game2.snapshots, strict=True):
         torch.testing.assert_close(a, b)
     assert game.snapshots[0][1].shape == (256, 2)  # points: 256 draws
@@ -172,7 +173,8 @@ def test_cli_trains_evaluates_and_draws_a_gan(tmp_path):
         assert (run / name).is_file(), name
     assert main(["evaluate", str(run), "--num-samples", "100", "--quality", "100", "--no-progress"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["family"] == "adversarial" and 0 <= metrics["quality"]["classification_accuracy_score"] <= 1
+    assert metrics["family"] == "adversarial"
+    assert 0 <= metrics["quality"]["classification_accuracy_score"] <= 1
     moons = tmp_path / "wgan"
     argv = ["train", "wgan", "--data", "moons", "--hidden", "16", "--steps", "20", "--gp-weight", "0.1"]
     assert main([*argv, "--no-progress", "--out", str(moons)]) == 0
