@@ -14,6 +14,8 @@ import pgen
 from pgen.inference.adversarial import LOSSES, Adversarial
 from pgen.models import GAN
 
+from .test_svi import _interrupt_at, identity
+
 
 class _Fixed(nn.Module):
     """A critic that is a given function of x (no parameters to train)."""
@@ -106,38 +108,44 @@ def test_a_wasserstein_generator_recovers_a_gaussian():
 
 
 def test_an_interrupted_game_resumes_to_the_same_losses(tmp_path):
-    """The critic's weights, its optimizer and its step count travel in the checkpoint."""
+    """Ctrl-C (a real SIGINT) at step 7, then resume: the same losses as one
+    uninterrupted run. The critic's weights, its optimizer, its step count and the
+    snapshots travel in the checkpoint."""
     x, _ = pgen.data.load("moons", n=300, seed=0)
+    common = dict(steps=20, batch_size=50, seed=3, progress=False)
 
-    def run(steps, resume):
-        torch.manual_seed(0)
+    def new_game(seed=0):
+        torch.manual_seed(seed)
         m = GAN(2, latent_dim=2, hidden=(16,), output="linear")
-        game = m.adversarial(loss="wgan-gp", critic_steps=2)
-        result = pgen.fit(
+        return m, m.adversarial(loss="wgan-gp", critic_steps=2)
+
+    m, game1 = new_game()
+    uninterrupted = pgen.fit(m.model, m.guide, x, objective=game1, transform=identity, **common)
+    m, interrupted = new_game()
+    with pytest.raises(KeyboardInterrupt, match="checkpoint saved"):
+        pgen.fit(
             m.model,
             m.guide,
             x,
-            objective=game,
-            steps=steps,
-            batch_size=50,
-            seed=3,
-            progress=False,
-            checkpoint_dir=tmp_path / "run",
-            checkpoint_every=5,
-            resume=resume,
+            objective=interrupted,
+            transform=_interrupt_at(7),
+            checkpoint_dir=tmp_path,
+            **common,
         )
-        return result, game
-
-    torch.manual_seed(0)
-    m = GAN(2, latent_dim=2, hidden=(16,), output="linear")
-    game = m.adversarial(loss="wgan-gp", critic_steps=2)
-    uninterrupted = pgen.fit(
-        m.model, m.guide, x, objective=game, steps=20, batch_size=50, seed=3, progress=False
+    m, game2 = new_game(seed=99)  # other initial weights: everything must come from the checkpoint
+    resumed = pgen.fit(
+        m.model,
+        m.guide,
+        x,
+        objective=game2,
+        transform=identity,
+        checkpoint_dir=tmp_path,
+        resume=True,
+        **common,
     )
-    run(10, False)
-    resumed, game2 = run(20, True)
-    assert resumed.losses == pytest.approx(uninterrupted.losses, rel=1e-6, abs=1e-6)
-    assert game2.critic_updates == game.critic_updates == 40
+    np.testing.assert_array_equal(resumed.losses, uninterrupted.losses)
+    assert game2.critic_updates == game1.critic_updates == 40
+    game = game1
     # the draws at fixed z after 0, 1, 2, 4, 8, 16 generator steps, kept across the resume
     steps = [step for step, _ in game.snapshots]
     assert [step for step, _ in game2.snapshots] == steps == [0, 1, 2, 4, 8, 16]
