@@ -1,7 +1,7 @@
 """Copy the figures of the reproduction runs into docs/ under the names the README uses,
 and print the README's tables from the runs' metrics.json files.
 
-    python docs/reproduce/collect.py demo|compare|energy|diffusion|diffusion_unet|conditional|likelihood
+    python docs/reproduce/collect.py demo|compare|energy|diffusion|diffusion_unet|conditional|likelihood|gan
 """
 
 from __future__ import annotations
@@ -180,6 +180,20 @@ def likelihood() -> None:
         )
 
 
+def gan() -> None:
+    """The GAN figures (docs/reproduce/gan.sh) and the DCGAN's sample metrics."""
+    copy(
+        {
+            "gan-moons/samples_over_training.png": "gan/moons_over_training.png",
+            "gan-moons/critic.png": "gan/moons_critic.png",
+            "gan-mnist/samples_over_training.png": "gan/mnist_over_training.png",
+            "gan-mnist/samples.png": "gan/mnist_samples.png",
+        }
+    )
+    for run in ("gan-moons", "gan-mnist"):
+        print(run, json.dumps(metrics(run)["quality"], indent=1))
+
+
 if __name__ == "__main__":
     {
         "demo": demo,
@@ -189,4 +203,5 @@ if __name__ == "__main__":
         "diffusion_unet": diffusion_unet,
         "conditional": conditional,
         "likelihood": likelihood,
+        "gan": gan,
     }[sys.argv[1]]()

@@ -90,7 +90,8 @@ class AdversarialFamily(ContrastiveFamily):
     def figures(self, run: RunContext):
         m, x = run.model, run.split("test").x
         samples = self._draws(run, 64 if run.is_image else 1000, 0)
-        yield "samples.png", run.draws_figure(samples, "samples")
+        title = f"samples for labels 0, 1, ..., {m.num_classes - 1}, 0, ..." if m.num_classes else "samples"
+        yield "samples.png", run.draws_figure(samples, title)
         progress = self._progress(run)
         if progress is not None:
             steps, draws = progress
