@@ -1,14 +1,17 @@
 """The README table that ranks every family on the 8x8 digits by sample quality
 (``pgen.runs.quality``: 1,000 draws on the features of the digits classifier, against
-the 179 test digits), ranked by the Fréchet distance, with the likelihood where the family has one (the run's
-``metrics.json``, on the dequantized scale: uniform noise scores 0 nats).
+the 179 test digits: grey levels, or binarized for the binary models; the draws of
+dequantized models are put back on their levels), ranked by the Fréchet distance, with
+the likelihood where the family has one (the run's ``metrics.json``, on the dequantized
+scale: uniform noise scores 0 nats).
 
     python docs/reproduce/quality.py [--again]
 
 Each run's scores are written to its ``quality.json`` and read from there next time
 (``--again`` recomputes them). The first row scores 1,000 real training digits the
 same way: what a model that draws the data distribution would score with this many
-samples and these test digits (its memorization ratio is 0 by construction).
+samples and these test digits (its memorization ratio is 0 by construction); the
+second row does the same for the binarized digits, the reference of the binary models.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ RUNS = ROOT / "runs"
 ROWS = (  # (the README's name, the run folder under runs/, the script that makes it)
     ("VAE, Gaussian p(x|z), 10-D latent, 300 epochs (means)", "vae_deq", "diffusion.sh"),
     ("CVAE, Gaussian p(x|y,z) on grey levels, 10-D latent, 300 epochs (means)", "quality/cvae", "quality.sh"),
+    ("SSVAE, 100 labels, 100 epochs (binary; means)", "quality/ssvae", "quality.sh"),
     ("diffusion, learned variance, 2,000 epochs", "diff_elbo", "diffusion.sh"),
     ("diffusion, L_simple, 200 epochs", "diff_simple", "diffusion.sh"),
     ("diffusion, class-conditional (L_simple), 600 epochs", "diff_cond", "diffusion.sh"),
@@ -88,6 +92,7 @@ def row(name: str, q: dict, lik: str) -> str:
 
 def main(again: bool) -> None:
     x, y = pgen.data.load("digits", "train")
+    test, _ = pgen.data.load("digits", "test")
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:1000]
     real = sample_quality(x[pick], "digits")
     real["classification_accuracy_score"] = classification_accuracy_score(x[pick], y[pick], "digits")
@@ -97,6 +102,10 @@ def main(again: bool) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(row("1,000 real training digits (reference)", real, ""))
+    binary = (x[pick] > 0.5).float()
+    real_binary = sample_quality(binary, "digits", reference=(test > 0.5).float(), train=(x > 0.5).float())
+    real_binary["classification_accuracy_score"] = classification_accuracy_score(binary, y[pick], "digits")
+    print(row("the same, binarized (reference for the binary rows)", real_binary, ""))
     scored = []
     for name, folder, script in ROWS:
         run = RUNS / folder

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README "One table for every family": sample quality of every family on the 8x8 digits,
 # with likelihoods where a family has one. Trains the runs the other scripts do not make
-# (GANs, WAE, CVAE, RBM, EBM; two streams of one thread, about 15 min on 2 cores), then
+# (GANs, WAE, CVAE, SSVAE, RBM, EBM; two streams of one thread, about 15 min on 2 cores), then
 # scores them and the runs of likelihood.sh, diffusion.sh and energy.sh
 # (docs/reproduce/quality.py; runs that do not exist are listed as missing).
 source "$(dirname "$0")/common.sh"
@@ -21,6 +21,8 @@ others() {
     fresh runs/quality/cvae
     $PGEN train cvae --data digits --binarize none --likelihood gaussian --latent-dim 10 --epochs 300 \
         --out runs/quality/cvae --no-progress
+    fresh runs/quality/ssvae
+    $PGEN train ssvae --data digits --labels 100 --epochs 100 --out runs/quality/ssvae --no-progress
     fresh runs/quality/rbm
     $PGEN train rbm --data digits --binarize threshold --hidden 100 --epochs 300 --out runs/quality/rbm --no-progress
     fresh runs/quality/ebm

@@ -10,7 +10,7 @@ from .files import ImageFiles, open_images
 from .mnist import load_mnist_files, read_idx
 from .runconfig import BINARIZE, EVAL_SEED, Split, data_config, load_split, split_validation
 from .tabular import breast_cancer, eight_schools, synthetic_regression
-from .transforms import binarize, dequantize, dynamic_binarize, scale_to_unit, static_binarize
+from .transforms import binarize, dequantize, dynamic_binarize, requantize, scale_to_unit, static_binarize
 from .validate import check_data, check_labels, check_same_length, check_unit_interval
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "static_binarize",
     "dynamic_binarize",
     "dequantize",
+    "requantize",
     "check_data",
     "check_labels",
     "check_same_length",

@@ -12,7 +12,7 @@ import torch
 from ..checks import check_float, check_int
 from .validate import check_unit_interval
 
-__all__ = ["scale_to_unit", "binarize", "static_binarize", "dynamic_binarize", "dequantize"]
+__all__ = ["scale_to_unit", "binarize", "static_binarize", "dynamic_binarize", "dequantize", "requantize"]
 
 
 def scale_to_unit(x: torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
@@ -90,3 +90,12 @@ def dequantize(x: torch.Tensor, levels: int = 256, generator: torch.Generator | 
         )
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype)
     return (rounded + u) / levels
+
+
+def requantize(x: torch.Tensor, levels: int = 256) -> torch.Tensor:
+    """The inverse of :func:`dequantize`: values in [0, 1] (a dequantized model's draws)
+    back to their levels, ``k = floor(levels x)`` (1.0 to the top level), as
+    ``k / (levels - 1)``. ``requantize(dequantize(x, L), L) == x`` for data on the levels."""
+    levels = check_int("levels", levels, minimum=2)
+    check_unit_interval(x)
+    return (x * levels).floor().clamp(0, levels - 1) / (levels - 1)

@@ -58,7 +58,7 @@ def on_device(model: torch.nn.Module, device):
 
 
 def _sample_quality(folder, cfg, m, family, n: int, seed: int, device) -> dict:
-    from ..data import info
+    from ..data import info, load_split, requantize
     from ..eval.features import classification_accuracy_score, sample_quality
 
     meta = info(cfg["data"]["name"], cfg["data"].get("path"))
@@ -71,13 +71,17 @@ def _sample_quality(folder, cfg, m, family, n: int, seed: int, device) -> dict:
     with on_device(m, device), torch.no_grad():
         draws, labels = family.quality_draws(run, n=n, seed=seed)
     draws = draws.detach().cpu().reshape(n, -1).clamp(0, 1)
-    train = run.split("train")
+    if cfg["data"]["binarize"] == "dequantize":
+        # a density on [0, 1) standing for grey levels: its draws go back to their levels,
+        # k = floor(L x), and are scored against the grey-level images themselves
+        draws = requantize(draws, meta.levels)
+        plain = {**cfg["data"], "binarize": "none"}
+        reference, train = load_split(plain, "test").x, load_split(plain, "train").x
+    else:  # binary and grey-level runs: against the images as the model saw them
+        split = run.split("train")
+        reference, train = run.split("test").x, split.x if split.fixed is None else split.fixed(split.x)
     result = sample_quality(
-        draws,
-        cfg["data"]["name"],
-        path=cfg["data"].get("path"),
-        reference=run.split("test").x,
-        train=train.x if train.fixed is None else train.fixed(train.x),
+        draws, cfg["data"]["name"], path=cfg["data"].get("path"), reference=reference, train=train
     )
     if labels is not None:  # a class-conditional model: how well its draws teach a classifier
         result["classification_accuracy_score"] = classification_accuracy_score(
@@ -127,7 +131,9 @@ def evaluate(
     sample`` draws them) and scored by :func:`pgen.eval.features.sample_quality` against
     the run's test and training splits, on image data sets with labels (``metrics["quality"]``);
     for class-conditional models (CVAE, SSVAE, conditional GAN or diffusion) with the
-    classification accuracy score of draws made for each class in turn.
+    classification accuracy score of draws made for each class in turn. Draws of a
+    dequantized run are put back on their grey levels and scored against the grey-level
+    images; binary runs are scored against the binarized images they model.
 
     Raises:
         MetricsNotWritten: the folder could not take ``metrics.json`` after the work was

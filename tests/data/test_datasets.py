@@ -170,6 +170,8 @@ def test_transforms():
     u = d * levels - k  # the added uniform noise
     assert u.min() >= 0 and u.max() < 1
     assert abs(u.mean().item() - 0.5) < 4 * math.sqrt(1 / 12 / 5000)
+    torch.testing.assert_close(pgen.data.requantize(d, levels), k / (levels - 1), rtol=0, atol=0)
+    assert pgen.data.requantize(torch.tensor([1.0]), levels).item() == 1.0  # the top edge
     with pytest.raises(ValueError, match="does not hold 17 discrete levels"):
         pgen.data.dequantize(torch.tensor([0.5 / 16 + 0.01]), 17)
     torch.testing.assert_close(

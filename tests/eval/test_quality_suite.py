@@ -191,3 +191,22 @@ def test_frechet_distance_agrees_with_torchmetrics_fid_on_the_same_features():
     ours = frechet_distance(net.features(fake), net.features(x))
     assert float(fid.compute()) == pytest.approx(ours, rel=1e-5)
     assert ours > 10  # noise is far from digits, so the agreement is not 0 == 0
+
+
+def test_draws_of_a_dequantized_run_are_scored_on_their_grey_levels(tmp_path, monkeypatch):
+    """A dequantized run's draws go back to their levels and meet the grey-level test
+    digits: draws that are the dequantized test digits score as the test digits do
+    (Fréchet distance 0, precision and recall 1)."""
+    import pgen
+    from pgen import families, runs
+    from pgen.cli import main
+
+    run = tmp_path / "maf"
+    argv = ["train", "maf", "--data", "digits", "--binarize", "dequantize", "--steps", "2", "--no-figures"]
+    assert main([*argv, "--no-progress", "--out", str(run)]) == 0
+    x, _ = pgen.data.load("digits", "test")
+    noisy = pgen.data.dequantize(x, 17, generator=torch.Generator().manual_seed(0))
+    family = type(families.of_model("maf"))
+    monkeypatch.setattr(family, "quality_draws", lambda self, run, *, n, seed: (noisy[:n], None))
+    q = runs.quality(run, len(x))
+    assert q["frechet_distance"] < 1e-6 and q["precision"] == 1.0 and q["recall"] == 1.0
