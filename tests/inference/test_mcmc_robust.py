@@ -345,7 +345,10 @@ def test_a_compiled_potential_keeps_the_models_linear_algebra_checks():
 
 
 _SLOW_SECOND_CHAIN = """
-import sys, time, numpy as np, pyro, pyro.distributions as dist, torch, pgen
+import signal, sys, time, numpy as np, pyro, pyro.distributions as dist, torch, pgen
+# Ctrl-C as in a terminal, even when the tests run as a background job (which starts
+# with SIGINT ignored, and Python then keeps it ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(0).spawn(2)]
 calls = [0]
 def model():
