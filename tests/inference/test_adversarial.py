@@ -70,7 +70,7 @@ def test_generator_gradients_at_the_optimal_discriminator(loss, closed_form):
 
 def test_a_wasserstein_generator_recovers_a_gaussian():
     """WGAN with a one-sided gradient penalty, a linear generator mu + s z, and data
-    N(3, 0.5^2): measured over seeds 1-3, mean 2.99-3.03 and |s| 0.48-0.54 after 2,000
+    N(3, 0.5^2): measured over seeds 1-3, mean 3.00-3.02 and |s| 0.48-0.50 after 1,000
     steps (the Monte Carlo spread of the game: the critic sees 256 draws a step). The
     two-sided penalty cannot flip the sign of a 1-D critic (its slope must pass through
     0, where the penalty is largest) and overshoots the data here; a zero-initialized
@@ -97,14 +97,14 @@ def test_a_wasserstein_generator_recovers_a_gaussian():
         lambda *a, **k: None,
         x,
         objective=game,
-        steps=2000,
+        steps=1000,
         batch_size=256,
         lr=1e-2,
         lr_final=1e-3,
         seed=1,
         progress=False,
     )
-    assert abs(float(lin.bias) - 3.0) < 0.1 and abs(abs(float(lin.weight)) - 0.5) < 0.1
+    assert abs(float(lin.bias.detach()) - 3.0) < 0.1 and abs(abs(float(lin.weight.detach())) - 0.5) < 0.1
 
 
 def test_an_interrupted_game_resumes_to_the_same_losses(tmp_path):
