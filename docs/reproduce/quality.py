@@ -34,6 +34,7 @@ ROWS = (  # (the README's name, the run folder under runs/, the script that make
     ("SSVAE, 100 labels, 100 epochs (binary; means)", "quality/ssvae", "quality.sh"),
     ("diffusion, learned variance, 2,000 epochs", "diff_elbo", "diffusion.sh"),
     ("diffusion, L_simple, 200 epochs", "diff_simple", "diffusion.sh"),
+    ("diffusion, L_simple, 2,000 epochs", "quality/diffusion_simple", "quality.sh"),
     ("diffusion, class-conditional (L_simple), 600 epochs", "diff_cond", "diffusion.sh"),
     ("GAN, non-saturating, 200 epochs", "quality/gan", "quality.sh"),
     ("GAN, conditional, 200 epochs", "quality/cgan", "quality.sh"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README "One table for every family": sample quality of every family on the 8x8 digits,
 # with likelihoods where a family has one. Trains the runs the other scripts do not make
-# (GANs, WAE, CVAE, SSVAE, RBM, EBM; two streams of one thread, about 15 min on 2 cores), then
+# (GANs, a diffusion model, WAE, CVAE, SSVAE, RBM, EBM; two streams of one thread, about 20 min on 2 cores), then
 # scores them and the runs of likelihood.sh, diffusion.sh and energy.sh
 # (docs/reproduce/quality.py; runs that do not exist are listed as missing).
 source "$(dirname "$0")/common.sh"
@@ -16,6 +16,10 @@ adversarial() {
     $PGEN train wgan --data digits --epochs 200 --out runs/quality/wgan --no-progress
 }
 others() {
+    fresh runs/quality/diffusion_simple
+    $PGEN train diffusion --data digits --loss simple --epochs 2000 --jit --out runs/quality/diffusion_simple \
+        --no-progress --no-figures
+    $PGEN evaluate runs/quality/diffusion_simple --no-progress
     fresh runs/quality/wae
     $PGEN train wae --data digits --epochs 200 --out runs/quality/wae --no-progress
     fresh runs/quality/cvae
