@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs"
 
 ROWS = (  # (the README's name, the run folder under runs/, the script that makes it)
-    ("VAE, Gaussian p(x|z), 10-D latent, 300 epochs (means)", "vae_deq", "diffusion.sh"),
-    ("CVAE, Gaussian p(x|y,z) on grey levels, 10-D latent, 300 epochs (means)", "quality/cvae", "quality.sh"),
+    ("VAE, Gaussian decoder, 10-D latent, 300 epochs (means)", "vae_deq", "diffusion.sh"),
+    ("CVAE, Gaussian decoder on grey levels, 10-D latent, 300 epochs (means)", "quality/cvae", "quality.sh"),
     ("SSVAE, 100 labels, 100 epochs (binary; means)", "quality/ssvae", "quality.sh"),
     ("diffusion, learned variance, 2,000 epochs", "diff_elbo", "diffusion.sh"),
     ("diffusion, L_simple, 200 epochs", "diff_simple", "diffusion.sh"),
