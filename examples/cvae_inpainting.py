@@ -85,7 +85,7 @@ def write_table(rows, out: Path, num_samples: int, show: bool = True) -> str:
         writer.writeheader()
         writer.writerows(rows)
     lines = [
-        f"| observed quadrants | baseline log p(x|y) | CVAE log p(x|y), IS K={num_samples} | CVAE ELBO |",
+        f"| observed quadrants | baseline log p(x\\|y) | CVAE log p(x\\|y), IS K={num_samples} | CVAE ELBO |",
         "|---|---|---|---|",
     ]
     for r in rows:

@@ -31,10 +31,10 @@ def main() -> None:
     lines = [
         f"classifier (784-400-10 MLP, 30 epochs) on the real test digits: accuracy {real:.3f}",
         "",
-        "| prior | samples labelled as their class | test ELBO, nats | KL(q(z|x,y) || N(0, I)), nats |",
+        "| prior | samples labelled as their class | test ELBO, nats | KL(q(z\\|x,y) ‖ N(0, I)), nats |",
         "|---|---|---|---|",
     ]
-    for name, prior in (("learned p(z|y) (default)", True), ("N(0, I)", False)):
+    for name, prior in (("learned p(z\\|y) (default)", True), ("N(0, I)", False)):
         folder = OUT / ("conditional-prior" if prior else "standard-prior")
         shutil.rmtree(folder, ignore_errors=True)
         m, _ = runs.train(
