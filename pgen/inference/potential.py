@@ -108,6 +108,27 @@ def _is_unobserved(site) -> bool:
     return site["type"] == "sample" and not site["is_observed"] and not isinstance(site["fn"], _Subsample)
 
 
+def _unused_entries(trace, name: str, site) -> torch.Tensor | None:
+    """The entries of an ``obs_mask`` site's ``<name>_unobserved`` latent that nothing
+    uses, as a boolean tensor of the site's value shape (``None`` for other sites).
+
+    ``pyro.sample(name, d, obs=y, obs_mask=m)`` draws ``<name>_unobserved`` over the
+    whole batch with its density masked to ``~m`` and keeps only those entries:
+    ``name = where(m, <name>_observed, <name>_unobserved)``. Where ``m`` holds, the
+    latent has no density and feeds nothing, so NUTS would drift there without bound
+    (flat directions: every tree to the maximum depth, R-hat far above 1).
+    """
+    if not name.endswith("_unobserved"):
+        return None
+    observed = trace.nodes.get(name[: -len("_unobserved")] + "_observed")
+    if observed is None or observed.get("type") != "sample" or not torch.is_tensor(observed.get("mask")):
+        return None
+    value, event_dim = site["value"], site["fn"].event_dim
+    batch = value.shape[: value.dim() - event_dim]
+    used_mask = torch.broadcast_to(observed["mask"].bool(), batch)
+    return used_mask.reshape(tuple(batch) + (1,) * event_dim).expand(value.shape)
+
+
 def _max_plate_nesting(trace) -> int:
     """How many plates deep the model's sites sit (the dims enumeration must keep clear)."""
     dims = [
@@ -155,6 +176,9 @@ class Potential:
         self.summed = EnumeratedJoint.of(model, self.args, self.kwargs, trace)
         self.enumerated = self.summed.names if self.summed is not None else []
         layout, offset = [], 0
+        # entries of obs_mask latents that nothing uses: a standard normal in unconstrained
+        # space makes them proper and leaves the joint of everything else as it was
+        self.pinned: dict[str, torch.Tensor] = {}
         for name, site in trace.nodes.items():
             if not _is_latent(site):
                 continue
@@ -162,6 +186,9 @@ class Potential:
             value = site["value"].detach()
             u = transform.inv(value)
             layout.append(SiteLayout(name, tuple(value.shape), tuple(u.shape), offset, u.numel(), transform))
+            unused = _unused_entries(trace, name, site)
+            if unused is not None and tuple(u.shape) == tuple(value.shape) and bool(unused.any()):
+                self.pinned[name] = unused
             offset += u.numel()
         self.layout: list[SiteLayout] = layout
         self.dim = offset
@@ -285,6 +312,8 @@ class Potential:
             x = s.transform(u)
             values[s.name] = x
             log_det = log_det + s.transform.log_abs_det_jacobian(u, x).sum()
+            if s.name in self.pinned:
+                log_det = log_det - 0.5 * (u * u * self.pinned[s.name]).sum()
         if self.summed is not None:  # discrete sites summed out
             return self.summed.log_prob(values) + log_det
         trace = poutine.trace(poutine.condition(self.model, data=values)).get_trace(*self.args, **self.kwargs)
