@@ -138,7 +138,9 @@ class RBM(EnergyModel, nn.Module):
         kernel = self.gibbs_kernel(n, init=init)
         v = final_states(kernel, "v", sweeps, seed=0 if seed is None else seed, model=self.model, n=n)
         v = v.to(self.weight.dtype)
-        h = torch.bernoulli(self.hidden_probs(v))
+        with torch.random.fork_rng(devices=[]):  # the last h from the same seed, not the caller's stream
+            torch.manual_seed(0 if seed is None else seed)
+            h = torch.bernoulli(self.hidden_probs(v))
         return torch.sigmoid(h @ self.weight.T + self.visible_bias)
 
     def contrastive_divergence(
