@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README "One table for every family": sample quality of every family on the 8x8 digits,
 # with likelihoods where a family has one. Trains the runs the other scripts do not make
-# (GANs, a diffusion model, WAE, CVAE, SSVAE, RBM, EBM; two streams of one thread, about 20 min on 2 cores), then
+# (GANs, a diffusion model, WAE, CVAE, SSVAE, RBM, EBM; two streams of one thread, about 6 min on 2 cores), then
 # scores them and the runs of likelihood.sh, diffusion.sh and energy.sh
 # (docs/reproduce/quality.py; runs that do not exist are listed as missing).
 source "$(dirname "$0")/common.sh"
