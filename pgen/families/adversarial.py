@@ -16,7 +16,7 @@ import torch
 
 from .. import plot
 from ..eval.quality import frechet_distance, nearest_neighbour_distance, precision_recall
-from .base import Evaluation, RunContext, register
+from .base import Evaluation, RunContext, cycled_labels, register
 from .energy import ContrastiveFamily
 
 __all__ = ["AdversarialFamily", "sample_metrics"]
@@ -63,14 +63,11 @@ class AdversarialFamily(ContrastiveFamily):
 
     def _draws(self, run: RunContext, n: int, seed: int, y=None):
         m = run.model
-        if m.num_classes:
-            y = torch.arange(n) % m.num_classes if y is None else y
-            return m.sample(n, seed=seed, y=y)
-        return m.sample(n, seed=seed)
+        return m.sample(n, seed=seed, y=cycled_labels(n, m.num_classes) if y is None else y)
 
     def quality_draws(self, run: RunContext, *, n: int, seed: int):
         m = run.model
-        labels = torch.arange(n) % m.num_classes if m.num_classes else None
+        labels = cycled_labels(n, m.num_classes)
         return self._draws(run, n, seed, y=labels).reshape(n, -1), labels
 
     def evaluate(self, run: RunContext, *, split, seed, num_samples, **options):

@@ -223,6 +223,12 @@ class Family:
         return draws.reshape(n, -1), None
 
 
+def cycled_labels(n: int, num_classes: int) -> torch.Tensor | None:
+    """Labels ``0, 1, ..., C-1, 0, 1, ...`` for ``n`` draws of a conditional model (``None``
+    for an unconditional one, ``num_classes == 0``)."""
+    return torch.arange(n) % num_classes if num_classes else None
+
+
 def class_draws(sample_classes, n: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` draws of a class-conditional model, the classes in turn: ``sample_classes(k)``
     gives ``(num_classes, k, dims)``, ``k`` draws of each class; the first ``n`` of them

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import plot
 from ..models import protocols
-from .base import Evaluation, Family, RunContext, mean_and_se, register
+from .base import Evaluation, Family, RunContext, cycled_labels, mean_and_se, register
 from .options import Option
 
 __all__ = ["DiffusionFamily"]
@@ -99,7 +99,7 @@ class DiffusionFamily(Family):
 
     def quality_draws(self, run: RunContext, *, n: int, seed: int):
         m = run.model
-        labels = torch.arange(n) % m.num_classes if m.num_classes else None
+        labels = cycled_labels(n, m.num_classes)
         return m.sample(n, seed=seed, y=labels).reshape(n, -1), labels
 
     def sample(
@@ -119,7 +119,7 @@ class DiffusionFamily(Family):
         m, x = run.model, run.split("test").x
         steps = min(50, m.timesteps)
         n = 64 if run.is_image else 1000  # points are cheap and show the density
-        labels = torch.arange(n) % m.num_classes if m.num_classes else None
+        labels = cycled_labels(n, m.num_classes)
         draws, path = m.sample(n, sampler="ddim", steps=steps, seed=0, y=labels, return_path=True)
         terms = m.elbo_terms(x[:50], seed=0)
         yield (
@@ -173,7 +173,7 @@ def _sampler_figures(m, x, shape):
     of the bottom half of test digits, and for a class-conditional model samples per class
     without and with classifier-free guidance."""
     cols = 10
-    labels = torch.arange(cols) % m.num_classes if m.num_classes else None
+    labels = cycled_labels(cols, m.num_classes)
     x_t = torch.randn(cols, m.data_dim, generator=torch.Generator().manual_seed(1), dtype=m.beta.dtype)
     rows, names = [m.sample(cols, sampler="ddpm", y=labels, x_t=x_t, seed=1)], [f"DDPM {m.timesteps}"]
     for steps in sorted({s for s in (10, 20, 50, 200) if s <= m.timesteps}):

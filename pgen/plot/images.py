@@ -263,8 +263,7 @@ def plot_samples_over_training(steps, draws, *, image_shape=None, data=None, tit
         rows = _layout(dims, image_shape)[1]
         grid = image_grid(a.reshape(m * k, dims), nrow=k, image_shape=image_shape)
         fig, ax = plt.subplots(figsize=(min(12.0, 0.6 * k + 1.2), 0.6 * m + 0.8))
-        cmap = "gray"
-        ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([(rows + 1) * i + rows / 2 - 0.5 for i in range(m)], [str(s) for s in steps])
         ax.set_ylabel("generator step")
